@@ -1,0 +1,100 @@
+"""Every efficiency constant of the cost model, in one place, each with its source.
+
+Peak FLOP/s and bandwidths come from ``hardware_specs`` (per accelerator and per node type).
+What fraction of those peaks real kernels reach comes from here: a :class:`Calibration` holds
+the global, physically meaningful constants; :data:`DEFAULT` is the one planner uses unless a
+user passes another (e.g. one fitted on their own cluster).
+
+Sources (keys as in ../shared/reference/hardware.md):
+
+* GEMM: the best large GEMM reaches a measured fraction of dense peak (S1, "MAMF": A100 86.9 %,
+  H100 80.3 %, B200 77.6 % ...); that fraction lives with each accelerator in hardware_specs
+  (``gemm_peak_fraction``). Where it is unmeasured, :attr:`Calibration.gemm_default_fraction`
+  applies (S1: "for NVIDIA Hopper and Blackwell a large BF16 GEMM reaches about 73-84 %").
+  Smaller GEMMs reach less: Calculon's A100 curve (S9) gives 0.95 of its ceiling at >= 128 GFLOP,
+  0.9 at 16 GFLOP and 0.6 at 1 GFLOP; a saturating curve ``F / (F + F_half)`` through those points
+  has ``F_half`` of about 0.6 GFLOP at A100 speed. We express it as a time, ``gemm_ramp_s``
+  (F_half / achievable FLOP/s), so it carries over to faster chips as a fixed start-up cost.
+* Memory-bound kernels (norms, activations, dropout, optimizer) move bytes at a fraction of HBM
+  bandwidth: :attr:`hbm_efficiency`.
+* Collectives: bus bandwidth reaches a fraction of the link rate at large messages (S2: NCCL ring
+  on NVSwitch 78 % (A100) to 82 % (H200) of the unidirectional rate; NVLS up to 107 %;
+  EFA/IB all-reduce about 85 % of the NIC rate on p4d, ~74 % per NIC on p6-b200) plus a
+  per-collective start-up latency from the node type (hardware_specs) and
+  :attr:`collective_launch_s`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Calibration(BaseModel):
+    """The global constants of the cost model. Changing one changes every prediction."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "default"
+
+    # ---- compute
+    gemm_default_fraction: float = Field(
+        default=0.78, gt=0, le=1, description="large-GEMM fraction of dense peak where unmeasured (S1)"
+    )
+    gemm_ramp_s: float = Field(
+        default=2.2e-6,
+        ge=0,
+        description="fixed start-up cost of one GEMM (Calculon S9 size curve: F_half 0.6 GFLOP at 271 TFLOP/s)",
+    )
+    attention_fraction: float = Field(
+        default=0.70,
+        gt=0,
+        le=1,
+        description=(
+            "fused attention (FlashAttention) throughput relative to the large-GEMM ceiling: FlashAttention-2 "
+            "reaches 50-73 % of A100 peak forward, ~63 % forward+backward (Dao 2023, arXiv:2307.08691 sec. 4.1), "
+            "i.e. 0.6-0.85 of the 86.9 % GEMM ceiling"
+        ),
+    )
+    hbm_efficiency: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="fraction of HBM bandwidth memory-bound kernels reach (STREAM-like copy kernels)",
+    )
+    kernel_floor_s: float = Field(
+        default=4e-6, ge=0, description="shortest time one kernel occupies the GPU, launch gap included"
+    )
+    fp8_cast_bytes_per_element: float = Field(
+        default=3.0, ge=0, description="FP8 GEMM input quantisation: read 2 bytes, write 1, per element"
+    )
+
+    # ---- communication
+    ring_efficiency: float = Field(
+        default=0.80, gt=0, le=1.2, description="NCCL ring bus bandwidth / link rate on NVSwitch (S2: 78-82 %)"
+    )
+    nvls_efficiency: float = Field(
+        default=1.0,
+        gt=0,
+        le=1.2,
+        description="all-reduce bus bandwidth / link rate with NVLink SHARP (S2: 107 % H200, 94 % B200)",
+    )
+    mesh_efficiency: float = Field(
+        default=0.70, gt=0, le=1.2, description="point-to-point meshes (xGMI, PCIe, NVLink hybrid cube): S2 MI300X 70 %"
+    )
+    nic_efficiency: float = Field(
+        default=0.85, gt=0, le=1.2, description="scale-out all-reduce bus bandwidth / NIC rate (S2: p4d EFA 85 %)"
+    )
+    collective_launch_s: float = Field(
+        default=6e-6, ge=0, description="NCCL kernel launch per collective (NVIDIA/nccl#1259: ~6 us H100 NVLS)"
+    )
+    p2p_efficiency: float = Field(
+        default=0.85, gt=0, le=1.2, description="point-to-point send/recv fraction of link rate (S2 p2pBandwidthLatencyTest 83-91 %)"
+    )
+
+    # ---- framework
+    layer_overhead_s: float = Field(
+        default=0.0, ge=0, description="fixed host/framework time per transformer layer per pass"
+    )
+
+
+DEFAULT = Calibration()

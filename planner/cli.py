@@ -1,0 +1,340 @@
+"""The ``planner`` command line. It holds no modelling: every number comes from the Python API.
+
+A user mistake prints one line on stderr naming the field and the rule, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from planner.errors import PlannerInputError
+
+FORMULAS = """\
+definitions:
+  MFU = model FLOPs per step / (step time x GPUs x dense peak FLOP/s of the precision)
+  model FLOPs per token = 3 x (2 x matmul parameters incl. LM head + 4 x layers x seq_len x hidden)
+      (attention over the whole sequence, not halved for causal masking: PaLM / Megatron-LM)
+  HFU = as MFU, adding the FLOPs of recomputed forward passes
+  step time = wall time of one optimizer step over the global batch
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"planner: error: {message} (see '{self.prog} --help')\n")
+
+
+def _positive_int(name: str) -> Callable[[str], int]:
+    def conv(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got '{text}'") from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
+        return v
+
+    conv.__name__ = name
+    return conv
+
+
+def _positive_float(name: str) -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got '{text}'") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
+        return v
+
+    conv.__name__ = name
+    return conv
+
+
+def add_hardware_args(p: argparse.ArgumentParser) -> None:
+    hw = p.add_argument_group("hardware (name one of --cluster, --instance, --accelerator)")
+    hw.add_argument("--cluster", help="catalog cluster id or a cluster YAML file")
+    hw.add_argument("--instance", help="cloud instance id (e.g. p5.48xlarge); nodes follow from --gpus")
+    hw.add_argument("--accelerator", help="accelerator id on its standard node (default h100-sxm-80gb)")
+    hw.add_argument("--gpus", type=_positive_int("--gpus"), help="number of accelerators (default 8)")
+    hw.add_argument("--gpus-per-node", type=_positive_int("--gpus-per-node"), help="override the node's GPU count")
+    hw.add_argument(
+        "--inter-node-gbps-per-gpu", type=_positive_float("--inter-node-gbps-per-gpu"), help="override scale-out Gb/s per GPU"
+    )
+
+
+def add_strategy_args(p: argparse.ArgumentParser) -> None:
+    from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+
+    st = p.add_argument_group("layout and training options")
+    for flag, help_ in (
+        ("--tp", "tensor-parallel degree (default 1)"),
+        ("--pp", "pipeline-parallel degree (default 1)"),
+        ("--dp", "data-parallel degree (default GPUs / (tp*pp*cp))"),
+        ("--cp", "context-parallel degree (default 1)"),
+        ("--ep", "expert-parallel degree (default 1)"),
+        ("--vpp", "virtual pipeline stages per rank, interleaved 1F1B (default 1)"),
+        ("--micro-batch", "sequences per micro-batch (default 1)"),
+        ("--global-batch", "sequences per step (default 4 x pp micro-batches per replica)"),
+        ("--seq-len", "sequence length (default: the model's)"),
+    ):
+        st.add_argument(flag, type=_positive_int(flag), help=help_)
+    st.add_argument("--recompute", choices=RECOMPUTE_CHOICES, help="activation recomputation (default none)")
+    st.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="ZeRO stage; 3 = FSDP full shard (default 0)")
+    st.add_argument("--sequence-parallel", action="store_true", default=None, help="Megatron sequence parallelism")
+    st.add_argument("--precision", choices=PRECISION_CHOICES, help="training precision (default bf16)")
+    st.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved"), help="pipeline schedule")
+    assert set(SCHEDULE_CHOICES) == {"gpipe", "1f1b", "interleaved"}
+    st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
+    st.add_argument(
+        "--no-dp-overlap", dest="dp_overlap", action="store_false", default=None, help="reduce gradients after the backward pass"
+    )
+    st.add_argument("--bucket-mb", type=_positive_float("--bucket-mb"), help="gradient bucket, millions of parameters (default 40)")
+
+
+def strategy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    names = {
+        "tp": "tp", "pp": "pp", "dp": "dp", "cp": "cp", "ep": "ep", "vpp": "vpp",
+        "micro_batch": "micro_batch", "global_batch": "global_batch", "recompute": "recompute",
+        "zero": "zero_stage", "sequence_parallel": "sequence_parallel", "precision": "precision",
+        "schedule": "schedule", "attention": "attention", "dp_overlap": "dp_overlap", "bucket_mb": "bucket_mb",
+    }  # fmt: skip
+    return {dst: getattr(a, src) for src, dst in names.items() if getattr(a, src, None) is not None}
+
+
+def hardware_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "cluster": a.cluster,
+        "instance": a.instance,
+        "accelerator": a.accelerator,
+        "gpus": a.gpus if (a.gpus is not None or a.cluster) else 8,
+        "gpus_per_node": a.gpus_per_node,
+        "inter_node_gbps_per_gpu": a.inter_node_gbps_per_gpu,
+    }
+
+
+# ------------------------------------------------------------------------------------ commands
+
+
+def cmd_simulate(a: argparse.Namespace) -> int:
+    from planner.simulate import simulate
+
+    r = simulate(a.model, seq_len=a.seq_len, **hardware_kwargs(a), **strategy_kwargs(a))
+    if a.trace:
+        try:
+            n = r.write_trace(a.trace)
+        except OSError as e:
+            raise PlannerInputError("trace", f"cannot write {a.trace}: {e.strerror}") from None
+        if not a.json:
+            print(f"trace: {n} events written to {a.trace} (open in https://ui.perfetto.dev)", file=sys.stderr)
+    if a.json:
+        print(r.model_dump_json(indent=2))
+    else:
+        print(format_result(r))
+    return 0
+
+
+def format_result(r: Any) -> str:
+    sc = r.scenario
+    st = sc["strategy"]
+    c = sc["cluster"]
+    b = r.breakdown
+    m = r.memory
+    lines = [
+        f"{sc['model']['name']} on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
+        f"layout: tp {st['tp']}  pp {st['pp']}  dp {st['dp']}  cp {st['cp']}  vpp {st['vpp']}  micro-batch {st['micro_batch']}"
+        f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batches/replica)",
+        f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
+        f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}",
+        "",
+        f"step time        {r.step_time_s:10.3f} s",
+        f"MFU / HFU        {r.mfu:10.1%} / {r.hfu:.1%}",
+        f"throughput       {r.tokens_per_s:10,.0f} tokens/s   ({r.model_tflops_per_gpu:.0f} model TFLOP/s per GPU)",
+        "",
+        "breakdown (busiest pipeline rank)",
+    ]
+    parts = [
+        ("compute", b.compute_s), ("  of which recompute", b.recompute_s), ("tensor-parallel comm", b.tp_comm_s),
+        ("context-parallel comm", b.cp_comm_s), ("expert-parallel comm", b.ep_comm_s),
+        ("data-parallel comm (exposed)", b.dp_comm_exposed_s), ("pipeline comm (exposed)", b.pp_comm_exposed_s),
+        ("pipeline bubble", b.bubble_s), ("optimizer", b.optimizer_s),
+    ]  # fmt: skip
+    for name, v in parts:
+        if v > 0 or name in ("compute", "pipeline bubble"):
+            lines.append(f"  {name:30s} {v:9.3f} s  {v / r.step_time_s:6.1%}")
+    lines += [
+        "",
+        f"memory per GPU   {m.peak_gib:8.1f} GiB of {m.capacity_gib:.0f} GiB  {'fits' if m.fits else 'DOES NOT FIT'}"
+        f"  (pipeline rank {m.pipeline_rank})",
+        f"  weights {m.weights_gib:.1f}, gradients {m.gradients_gib:.1f}, optimizer {m.optimizer_gib:.1f},"
+        f" activations {m.activations_gib:.1f}, reserved {m.reserved_gib:.1f} GiB",
+    ]
+    cost = r.cost
+    if cost.usd_per_hour is not None:
+        lines += [
+            "",
+            f"cost             ${cost.usd_per_hour:,.2f}/hour, ${cost.usd_per_step:,.4f}/step,"
+            f" ${cost.usd_per_million_tokens:,.4f} per million tokens",
+            f"  price: {cost.price_source} ({cost.price_date})",
+        ]
+    else:
+        lines += ["", "cost             no price for this hardware (use --instance for a priced cloud instance)"]
+    return "\n".join(lines)
+
+
+def cmd_catalog(a: argparse.Namespace) -> int:
+    from planner.hardware import catalog
+    from planner.workloads.transformer import _preset_data
+
+    cat = catalog()
+    tables: dict[str, list[dict[str, Any]]] = {}
+    what = a.what
+    if what in (None, "accelerators"):
+        tables["accelerators"] = [
+            {
+                "id": x.id,
+                "name": x.name,
+                "bf16_tflops": x.peak_tflops.get("bf16") or x.peak_tflops.get("fp16"),
+                "fp8_tflops": x.peak_tflops.get("fp8"),
+                "memory_gib": x.memory_gib,
+                "memory_bandwidth_gb_s": x.memory_bandwidth_gb_s,
+                "scale_up_gb_s": x.scale_up_gb_s,
+            }
+            for x in cat.accelerators.values()
+        ]
+    if what in (None, "instances"):
+        tables["instances"] = [
+            {
+                "id": i.id,
+                "provider": i.provider,
+                "accelerator": cat.node_types[i.node_type].accelerator,
+                "gpus": cat.node_types[i.node_type].gpus_per_node,
+                "usd_per_hour": i.usd_per_hour,
+                "region": i.region,
+                "price_date": i.price_date,
+            }
+            for i in cat.instances.values()
+        ]
+    if what in (None, "clusters"):
+        tables["clusters"] = []
+        for c in cat.clusters.values():
+            node = cat.node_type(c.node_type)
+            tables["clusters"].append(
+                {"id": c.id, "node_type": node.id, "nodes": c.nodes, "gpus": c.nodes * node.gpus_per_node, "description": c.description}
+            )
+    if what in (None, "models"):
+        tables["models"] = []
+        from planner.workloads.transformer import transformer_from_dict
+
+        for name, d in sorted(_preset_data().items()):
+            spec = transformer_from_dict(d)
+            tables["models"].append(
+                {"id": name, "params_b": round(spec.num_params / 1e9, 2), "layers": spec.num_layers,
+                 "hidden": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.kv_heads, "seq_len": spec.seq_len}
+            )  # fmt: skip
+    if a.json:
+        print(json.dumps(tables, indent=2))
+        return 0
+    for name, rows in tables.items():
+        print(f"{name} ({len(rows)})")
+        if not rows:
+            continue
+        cols = list(rows[0])
+        widths = {k: max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in cols}
+        print("  " + "  ".join(k.ljust(widths[k]) for k in cols))
+        for r in rows:
+            print("  " + "  ".join(_fmt(r[k]).ljust(widths[k]) for k in cols))
+        print()
+    return 0
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from planner.validate import format_report, validate_file
+
+    rep = validate_file(a.file)
+    if a.json:
+        print(rep.model_dump_json(indent=2))
+    else:
+        print(format_report(rep, verbose=a.verbose))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="planner",
+        description="Distributed-training simulator and capacity planner.",
+        epilog=FORMULAS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sim = sub.add_parser(
+        "simulate",
+        help="predict one training step: time, MFU, memory, cost",
+        description="Predict one training step of a model on a cluster with a parallel layout.",
+        epilog=FORMULAS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim.add_argument("--model", default="gpt3-1.7b", help="model preset or YAML file (default gpt3-1.7b)")
+    add_hardware_args(sim)
+    add_strategy_args(sim)
+    sim.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    sim.add_argument("--trace", metavar="FILE", help="write the step timeline as a Chrome/Perfetto trace")
+    sim.set_defaults(func=cmd_simulate)
+
+    cat = sub.add_parser("catalog", help="list accelerators, instances, clusters and models")
+    cat.add_argument("what", nargs="?", choices=("accelerators", "instances", "clusters", "models"))
+    cat.add_argument("--json", action="store_true")
+    cat.set_defaults(func=cmd_catalog)
+
+    val = sub.add_parser("validate", help="predict published runs and report the error")
+    val.add_argument("file", help="CSV in the schema of shared/validation/README.md")
+    val.add_argument("--json", action="store_true")
+    val.add_argument("--verbose", "-v", action="store_true", help="print every row")
+    val.set_defaults(func=cmd_validate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return a.func(a)
+    except PlannerInputError as e:
+        print(f"planner: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("planner: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug in planner, not the user's input: one line, no traceback
+        if os.environ.get("PLANNER_DEBUG"):
+            raise
+        print(f"planner: internal error: {type(e).__name__}: {e} (set PLANNER_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

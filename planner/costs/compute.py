@@ -1,0 +1,60 @@
+"""Compute cost: roofline of FLOPs and bytes with achievable-efficiency curves.
+
+A GEMM takes ``max(FLOPs / (peak * ceiling), bytes / (HBM * eff)) + ramp``, where the ceiling is
+the accelerator's measured large-GEMM fraction of dense peak and the ramp a fixed start-up time
+that makes small GEMMs less efficient (see :mod:`planner.calibration`). Memory-bound kernels take
+their bytes over the achievable HBM bandwidth. No kernel takes less than the kernel floor.
+"""
+
+from __future__ import annotations
+
+from planner.calibration import Calibration
+from planner.hardware import Accelerator
+
+BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
+"""Activation bytes per element by training precision (FP8 training keeps bf16 activations)."""
+
+
+class ComputeModel:
+    """Durations of compute kernels on one accelerator at one training precision."""
+
+    def __init__(self, acc: Accelerator, calib: Calibration, precision: str) -> None:
+        self.acc = acc
+        self.calib = calib
+        self.precision = precision
+        # Attention and non-GEMM math run in 16-bit even under FP8 training (Transformer Engine).
+        self.gemm_peak = acc.peak_flops(precision)
+        self.gemm_ceiling = self.gemm_peak * self._fraction(precision)
+        half = "bf16" if precision == "fp8" else precision
+        self.attn_peak = acc.peak_flops(half) * self._fraction(half) * calib.attention_fraction
+        self.hbm = acc.memory_bandwidth_gb_s * 1e9 * calib.hbm_efficiency
+        self.elem_bytes = BYTES_PER_ELEMENT[precision]
+
+    def _fraction(self, precision: str) -> float:
+        frac = self.acc.gemm_peak_fraction
+        if precision in frac:
+            return frac[precision]  # type: ignore[index]
+        alias = {"fp16": "bf16", "bf16": "fp16"}.get(precision)
+        if alias and alias in frac:
+            return frac[alias]  # type: ignore[index]
+        return self.calib.gemm_default_fraction
+
+    def gemm_s(self, m: int, n: int, k: int, batch: int = 1) -> float:
+        """A (batched) GEMM of [m, k] x [k, n]: roofline plus start-up ramp."""
+        flops = 2.0 * m * n * k * batch
+        e = self.elem_bytes if self.precision != "fp8" else 1
+        bytes_moved = (m * k + k * n) * e * batch + m * n * self.elem_bytes * batch
+        t = max(flops / self.gemm_ceiling, bytes_moved / self.hbm) + self.calib.gemm_ramp_s
+        if self.precision == "fp8":
+            # quantise the activation operand (weights are cast once per step, amortised)
+            t += m * k * batch * self.calib.fp8_cast_bytes_per_element / self.hbm
+        return max(t, self.calib.kernel_floor_s)
+
+    def attention_s(self, flops: float, bytes_moved: float) -> float:
+        """A fused attention kernel (FlashAttention-style): FLOPs at the attention ceiling."""
+        t = max(flops / self.attn_peak, bytes_moved / self.hbm) + self.calib.gemm_ramp_s
+        return max(t, self.calib.kernel_floor_s)
+
+    def memory_s(self, bytes_moved: float, kernels: int = 1) -> float:
+        """Memory-bound kernels moving ``bytes_moved`` in total over ``kernels`` launches."""
+        return max(bytes_moved / self.hbm, kernels * self.calib.kernel_floor_s)

@@ -1,0 +1,213 @@
+"""Per-layer cost templates for a transformer on one accelerator of a parallel layout.
+
+A layer pass (forward, backward, recompute) is a short list of :class:`Segment` s run in order on
+the compute stream: GEMMs and memory-bound kernels, and the tensor-parallel (and context-parallel,
+expert-parallel) collectives that Megatron-style layers issue in line with them. Every layer of a
+model costs the same, so the graph builder multiplies a template rather than costing each layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.costs.collectives import CollectiveModel, Group
+from planner.costs.compute import ComputeModel
+from planner.strategy import Strategy
+from planner.workloads.transformer import TransformerSpec
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One step of a pass: a label, a report category and its duration."""
+
+    label: str
+    kind: str  # compute | tp_comm | cp_comm | ep_comm
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Pass:
+    segments: tuple[Segment, ...]
+
+    @property
+    def seconds(self) -> float:
+        return sum(s.seconds for s in self.segments)
+
+    def seconds_of(self, kind: str) -> float:
+        return sum(s.seconds for s in self.segments if s.kind == kind)
+
+
+@dataclass(frozen=True)
+class LayerCosts:
+    forward: Pass
+    backward: Pass  # without recomputation
+    recompute: Pass  # the extra forward work before backward (empty when none)
+    flops_forward: float  # FLOPs executed by one forward on this rank (hardware FLOPs)
+    flops_recompute: float
+
+
+@dataclass(frozen=True)
+class HeadCosts:
+    """Embedding (first stage) and LM head with loss (last stage), per micro-batch."""
+
+    embed_forward: Pass
+    embed_backward: Pass
+    head_forward: Pass
+    head_backward: Pass
+
+
+def _tp_comm(coll: CollectiveModel, kind: str, nbytes: float, tp: int, label: str) -> Segment:
+    c = coll.cost(kind, nbytes, Group(tp, 1))  # type: ignore[arg-type]
+    return Segment(label, "tp_comm", c.total_s)
+
+
+def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> LayerCosts:
+    """Cost one transformer layer's forward, backward and recomputation on one rank."""
+    t, cp = s.tp, s.cp
+    b = s.micro_batch
+    seq = model.seq_len
+    s_loc = seq // cp
+    T = b * s_loc  # tokens per rank per micro-batch
+    h, f, hkv = model.hidden_size, model.ffn, model.kv_hidden
+    a_loc = model.num_heads // t
+    d = model.head_dim
+    e = comp.elem_bytes
+    T_sp = T // t if s.sequence_parallel else T  # tokens seen by norms/dropout with SP
+
+    fwd: list[Segment] = []
+    gemm_flops = 0.0
+
+    def gemm(label: str, m: int, n: int, k: int, batch: int = 1) -> Segment:
+        nonlocal gemm_flops
+        gemm_flops += 2.0 * m * n * k * batch
+        return Segment(label, "compute", comp.gemm_s(m, n, k, batch))
+
+    act_bytes = T * h * e  # one [tokens, hidden] activation, full sequence on this rank
+    # --- attention block
+    fwd.append(Segment("layernorm+bias-dropout-add", "compute", comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
+    if s.sequence_parallel:
+        fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
+    qkv_out = (h + 2 * hkv) // t if t <= model.kv_heads else (h // t + 2 * d)
+    fwd.append(gemm("qkv", T, qkv_out, h))
+    attn_flops = 4.0 * b * s_loc * seq * a_loc * d  # QK^T and AV on this rank's queries
+    if s.attention == "flash":
+        # causal FlashAttention skips the masked half of the score tiles
+        executed = 0.5 * attn_flops
+        io = (T * (a_loc * d) * 2 + T * 2 * (hkv // min(t, model.kv_heads))) * e
+        fwd.append(Segment("flash-attention", "compute", comp.attention_s(executed, io)))
+        gemm_flops += executed
+    else:
+        fwd.append(gemm("QK^T", s_loc, seq, d, b * a_loc))
+        score = b * a_loc * s_loc * seq
+        fwd.append(Segment("softmax+dropout", "compute", comp.memory_s(score * (4 * e + 1), 2)))
+        fwd.append(gemm("AV", s_loc, d, seq, b * a_loc))
+    fwd.append(gemm("attn-proj", T, h, h // t))
+    if cp > 1:
+        kv = 2 * b * s_loc * (hkv // min(t, model.kv_heads)) * e
+        ring = coll.cost("p2p", kv, Group(cp, t))
+        hidden = sum(x.seconds for x in fwd if x.label in ("flash-attention", "QK^T", "AV"))
+        exposed = max(0.0, (cp - 1) * ring.total_s - hidden)
+        fwd.append(Segment("ring-attention KV exchange (exposed)", "cp_comm", exposed))
+    if t > 1:
+        if s.sequence_parallel:
+            fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
+        else:
+            fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
+    # --- MLP block
+    fwd.append(Segment("layernorm+bias-dropout-add", "compute", comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
+    if s.sequence_parallel:
+        fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
+    up = 2 if model.mlp == "swiglu" else 1
+    if model.is_moe:
+        experts_loc = max(1, model.num_experts // s.ep)
+        tok = T * model.top_k
+        if s.ep > 1:
+            a2a = coll.cost("all_to_all", tok * h * e, Group(s.ep, t * cp))
+            fwd.append(Segment("MoE dispatch all-to-all", "ep_comm", a2a.total_s))
+        per_expert = max(1, tok * s.ep // model.num_experts)  # tokens each local expert receives
+        fe = model.expert_ffn
+        fwd.append(gemm("expert fc1", per_expert, up * fe // t, h, experts_loc))
+        fwd.append(Segment("expert activation", "compute", comp.memory_s(tok * fe // t * (up + 1) * e)))
+        fwd.append(gemm("expert fc2", per_expert, h, fe // t, experts_loc))
+        if model.shared_experts:
+            fwd.append(gemm("shared fc1", T, up * fe * model.shared_experts // t, h))
+            fwd.append(gemm("shared fc2", T, h, fe * model.shared_experts // t))
+        if s.ep > 1:
+            fwd.append(Segment("MoE combine all-to-all", "ep_comm", a2a.total_s))
+    else:
+        fwd.append(gemm("fc1", T, up * f // t, h))
+        fwd.append(Segment("activation", "compute", comp.memory_s(T * f // t * (up + 1) * e)))
+        fwd.append(gemm("fc2", T, h, f // t))
+    if t > 1:
+        if s.sequence_parallel:
+            fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
+        else:
+            fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
+    overhead = comp.calib.layer_overhead_s
+    if overhead > 0:
+        fwd.append(Segment("framework overhead", "compute", overhead))
+
+    # --- backward: every GEMM twice (data and weight gradients), attention 2.5x (FlashAttention-2
+    # backward recomputes the scores), memory-bound kernels twice, the same collectives.
+    bwd: list[Segment] = []
+    for x in reversed(fwd):
+        if x.kind == "compute":
+            if x.label == "flash-attention":
+                bwd.append(Segment("flash-attention bwd", "compute", 2.5 * x.seconds))
+            elif x.label == "framework overhead":
+                bwd.append(Segment(x.label, "compute", 2 * x.seconds))
+            else:
+                bwd.append(Segment(x.label + " bwd", "compute", 2 * x.seconds))
+        elif x.kind == "tp_comm":
+            mirror = {"all_gather": "reduce-scatter (SP)", "reduce_scatter": "all-gather (SP)"}
+            lbl = x.label
+            if "all-gather" in lbl:
+                lbl = mirror["all_gather"]
+            elif "reduce-scatter" in lbl:
+                lbl = mirror["reduce_scatter"]
+            bwd.append(Segment(lbl + " bwd", "tp_comm", x.seconds))
+        else:
+            bwd.append(Segment(x.label + " bwd", x.kind, x.seconds * (2 if x.kind == "cp_comm" else 1)))
+
+    flops_fwd = gemm_flops
+    if s.recompute == "full":
+        rec = tuple(Segment("recompute " + x.label, x.kind, x.seconds) for x in fwd)
+        flops_rec = flops_fwd
+    elif s.recompute == "selective":
+        keep = ("flash-attention", "QK^T", "softmax+dropout", "AV")
+        rec = tuple(Segment("recompute " + x.label, x.kind, x.seconds) for x in fwd if x.label in keep)
+        flops_rec = 0.5 * attn_flops if s.attention == "flash" else attn_flops
+    else:
+        rec = ()
+        flops_rec = 0.0
+    return LayerCosts(Pass(tuple(fwd)), Pass(tuple(bwd)), Pass(rec), flops_fwd, flops_rec)
+
+
+def head_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> HeadCosts:
+    """Embedding lookup on the first stage; LM head and cross-entropy on the last."""
+    t = s.tp
+    T = s.micro_batch * model.seq_len // s.cp
+    h, V = model.hidden_size, model.vocab_size
+    e = comp.elem_bytes
+    act = T * h * e
+    ef = [Segment("embedding lookup", "compute", comp.memory_s(2 * act))]
+    if t > 1:
+        kind = "reduce_scatter" if s.sequence_parallel else "all_reduce"
+        ef.append(_tp_comm(coll, kind, act, t, "embedding " + kind.replace("_", "-")))
+    eb = [Segment("embedding grad", "compute", comp.memory_s(2 * act + V // t * h * 4))]
+    hf: list[Segment] = []
+    if s.sequence_parallel:
+        hf.append(_tp_comm(coll, "all_gather", act, t, "all-gather (SP)"))
+    hf.append(Segment("lm-head", "compute", comp.gemm_s(T, V // t, h)))
+    logits = T * (V // t)
+    hf.append(Segment("cross-entropy", "compute", comp.memory_s(logits * 8, 3)))
+    if t > 1:
+        hf.append(_tp_comm(coll, "all_reduce", T * 4 * 3, t, "vocab-parallel loss all-reduce"))
+    hb = [
+        Segment("cross-entropy bwd", "compute", comp.memory_s(logits * 8, 2)),
+        Segment("lm-head bwd", "compute", 2 * comp.gemm_s(T, V // t, h)),
+    ]
+    if t > 1:
+        kind = "reduce_scatter" if s.sequence_parallel else "all_reduce"
+        hb.append(_tp_comm(coll, kind, act, t, "lm-head grad " + kind.replace("_", "-")))
+    return HeadCosts(Pass(tuple(ef)), Pass(tuple(eb)), Pass(tuple(hf)), Pass(tuple(hb)))

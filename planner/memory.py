@@ -1,0 +1,119 @@
+"""Memory per accelerator: weights, gradients, optimizer states and activations.
+
+Activations follow Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
+Transformer Models" (arXiv:2205.05198), sec. 4, generalised to GQA and SwiGLU: per layer and
+micro-batch, with ``s`` tokens, ``b`` sequences, ``h`` hidden, ``a`` heads, tensor-parallel ``t``::
+
+    no recomputation, no SP : s*b*h*(10 + 24/t) + 5*a*s^2*b/t      (GPT shape, 16-bit)
+    sequence parallel       : s*b*h*34/t + 5*a*s^2*b/t
+    selective recomputation : the 5*a*s^2*b/t attention-score term is dropped
+    full recomputation      : 2*s*b*h (/t with SP) per layer, plus one layer's working set
+
+FlashAttention never stores the scores, so its ``s^2`` term is zero. A pipeline rank holds the
+activations of the micro-batches in flight: ``p - r`` under 1F1B, all ``m`` under GPipe, and
+Megatron's interleaved warm-up count with virtual stages.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from planner.hardware import Cluster
+from planner.sharding import grad_reduce_bytes, rank_params
+from planner.strategy import Strategy
+from planner.workloads.transformer import TransformerSpec
+
+GIB = 2**30
+
+RUNTIME_RESERVE_GIB = 1.0
+"""CUDA context, NCCL buffers and allocator slack held outside the model's tensors (an estimate:
+the CUDA context alone is 0.3-0.6 GiB on A100/H100); see docs/model.md."""
+
+
+class Memory(BaseModel):
+    """Peak memory of the most loaded accelerator, in GiB."""
+
+    weights_gib: float
+    gradients_gib: float
+    optimizer_gib: float
+    activations_gib: float
+    reserved_gib: float
+    peak_gib: float
+    capacity_gib: float
+    fits: bool
+    pipeline_rank: int
+
+
+def layer_activation_bytes(model: TransformerSpec, s: Strategy, elem_bytes: int) -> tuple[float, float]:
+    """(stored bytes per layer per micro-batch, bytes of one layer's full working set)."""
+    t = s.tp
+    sb = (model.seq_len // s.cp) * s.micro_batch
+    h, hkv, f = model.hidden_size, model.kv_hidden, model.ffn
+    e = elem_bytes
+    mlp_factor = (model.top_k + model.shared_experts) if model.is_moe else 1
+    f_eff = (model.expert_ffn if model.is_moe else f) * mlp_factor
+    unsplit = (4 * e + 2) * sb * h  # two norm inputs, QKV and fc1 inputs, two dropout masks
+    split = e * sb * (2 * h + 2 * hkv) + e * sb * f_eff * (3 if model.mlp == "swiglu" else 2)
+    scores = 0.0
+    if s.attention == "unfused":
+        scores = 5.0 * model.num_heads * (model.seq_len // s.cp) * model.seq_len * s.micro_batch / t * (e / 2)
+    full = (unsplit + split) / t + scores if s.sequence_parallel else unsplit + split / t + scores
+    if s.recompute == "full":
+        stored = e * sb * h / (t if s.sequence_parallel else 1)
+    elif s.recompute == "selective":
+        stored = full - scores
+    else:
+        stored = full
+    return stored, full
+
+
+def in_flight(s: Strategy, rank: int) -> int:
+    """Micro-batches (virtual, with interleaving) whose activations rank ``rank`` holds at peak."""
+    p, v, m = s.pp, s.vpp, s.micro_batches
+    sched = s.pipeline_schedule
+    if sched == "gpipe":
+        return m * v
+    if sched == "interleaved":
+        return min((p - rank - 1) * 2 + (v - 1) * p + 1, m * v)
+    return min(p - rank, m)
+
+
+def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: int) -> Memory:
+    """Peak memory over the pipeline ranks of a resolved strategy."""
+    dp = s.data_parallel * s.cp
+    w_bytes = 4 if s.precision in ("fp32", "tf32") else 2
+    if s.precision == "fp8":
+        w_bytes = 3  # 16-bit weights plus their FP8 copy
+    g_bytes = grad_reduce_bytes(s)
+    o_bytes = 8 if s.precision in ("fp32", "tf32") else 12  # fp32 master copy, Adam m and v
+    stored, full = layer_activation_bytes(model, s, elem_bytes)
+    layers_per_chunk = model.num_layers // (s.pp * s.vpp)
+    best: Memory | None = None
+    for r, params in enumerate(rank_params(model, s)):
+        weights = params * w_bytes / (dp if s.zero_stage >= 3 else 1)
+        grads = params * g_bytes / (dp if s.zero_stage >= 2 else 1)
+        opt = params * o_bytes / (dp if s.zero_stage >= 1 else 1)
+        if s.zero_stage >= 3:
+            weights += 2 * (params / model.num_layers) * w_bytes  # two gathered layers at a time
+        acts = stored * layers_per_chunk * in_flight(s, r)
+        if s.recompute == "full":
+            acts += full  # the layer being recomputed and back-propagated
+        if r == s.pp - 1:
+            tokens = (model.seq_len // s.cp) * s.micro_batch
+            acts += tokens * (model.vocab_size / s.tp) * 4  # fp32 logits for the loss
+        total = weights + grads + opt + acts + RUNTIME_RESERVE_GIB * GIB
+        mem = Memory(
+            weights_gib=weights / GIB,
+            gradients_gib=grads / GIB,
+            optimizer_gib=opt / GIB,
+            activations_gib=acts / GIB,
+            reserved_gib=RUNTIME_RESERVE_GIB,
+            peak_gib=total / GIB,
+            capacity_gib=cluster.accelerator.memory_gib,
+            fits=total / GIB <= cluster.accelerator.memory_gib,
+            pipeline_rank=r,
+        )
+        if best is None or mem.peak_gib > best.peak_gib:
+            best = mem
+    assert best is not None
+    return best

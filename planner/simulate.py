@@ -1,0 +1,147 @@
+"""Scenario in, StepResult out: the pipeline every face (CLI, app, API) goes through.
+
+    workload + cluster + strategy -> check_layout -> graph (networkx) -> engine (simpy) -> report
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner.calibration import DEFAULT, Calibration
+from planner.costs.collectives import CollectiveModel
+from planner.costs.compute import ComputeModel
+from planner.engine import play
+from planner.errors import PlannerInputError, pydantic_message
+from planner.graph.transformer import build
+from planner.hardware import Cluster, resolve_cluster
+from planner.memory import memory
+from planner.report import Cost, StepResult, breakdown
+from planner.strategy import Strategy, check_layout
+from planner.workloads.transformer import TransformerSpec, load_model
+
+STRATEGY_FIELDS = tuple(Strategy.model_fields)
+
+
+def make_strategy(**fields: Any) -> Strategy:
+    """A :class:`Strategy` from keyword arguments; a bad value raises one clear user error."""
+    unknown = [k for k in fields if k not in STRATEGY_FIELDS]
+    if unknown:
+        raise PlannerInputError(unknown[0], f"not a strategy field (known: {', '.join(STRATEGY_FIELDS)})")
+    try:
+        return Strategy.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as e:
+        raise pydantic_message("strategy", e) from None
+
+
+def simulate(
+    model: str | TransformerSpec = "gpt3-1.7b",
+    *,
+    cluster: str | Cluster | None = None,
+    instance: str | None = None,
+    accelerator: str | None = None,
+    gpus: int | None = None,
+    gpus_per_node: int | None = None,
+    inter_node_gbps_per_gpu: float | None = None,
+    seq_len: int | None = None,
+    strategy: Strategy | None = None,
+    calibration: Calibration | None = None,
+    **strategy_fields: Any,
+) -> StepResult:
+    """Predict one training step.
+
+    ``model`` is a preset name, a YAML path or a :class:`TransformerSpec`; the hardware is one of
+    ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
+    ``accelerator`` with ``gpus``; the layout is ``strategy`` or its fields as keywords
+    (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...).
+
+    >>> r = simulate("gpt3-175b", accelerator="a100-sxm-80gb", gpus=1024, tp=8, pp=16,
+    ...              micro_batch=1, global_batch=1536, recompute="full")   # doctest: +SKIP
+    """
+    spec = load_model(model, seq_len) if isinstance(model, str) else model
+    if seq_len is not None and not isinstance(model, str):
+        spec = spec.model_copy(update={"seq_len": seq_len})
+    if isinstance(cluster, Cluster):
+        hw = cluster
+    else:
+        if accelerator is None and instance is None and cluster is None:
+            accelerator = "h100-sxm-80gb"
+        hw = resolve_cluster(
+            gpus=gpus,
+            cluster=cluster,
+            instance=instance,
+            accelerator=accelerator,
+            gpus_per_node=gpus_per_node,
+            inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
+        )
+    strat = strategy if strategy is not None else make_strategy(**strategy_fields)
+    return simulate_scenario(spec, hw, strat, calibration or DEFAULT)
+
+
+def simulate_scenario(model: TransformerSpec, cluster: Cluster, strategy: Strategy, calib: Calibration) -> StepResult:
+    """The core: resolved inputs to a :class:`StepResult` with its timeline attached."""
+    s = check_layout(strategy, model, cluster)
+    comp = ComputeModel(cluster.accelerator, calib, s.precision)
+    coll = CollectiveModel(cluster, calib)
+    sg = build(model, s, comp, coll)
+    tl = play(sg.graph)
+    bd = breakdown(sg.graph, tl, sg.ranks)
+    step = tl.makespan_s
+    n = cluster.num_gpus
+    tokens = s.global_batch * model.seq_len  # type: ignore[operator]
+    model_flops = model.model_flops_per_token() * tokens
+    recompute_flops_per_token = 0.0
+    if s.recompute == "full":
+        recompute_flops_per_token = model.model_flops_per_token() / 3 - 2.0 * model.vocab_size * model.hidden_size
+    elif s.recompute == "selective":
+        recompute_flops_per_token = model.attention_flops_per_token()
+    hw_flops = model_flops + recompute_flops_per_token * tokens
+    peak = cluster.accelerator.peak_flops(s.precision)
+    mem = memory(model, s, cluster, comp.elem_bytes)
+    price = cluster.usd_per_gpu_hour
+    usd_hour = price * n if price is not None else None
+    usd_step = usd_hour * step / 3600 if usd_hour is not None else None
+    cost = Cost(
+        usd_per_gpu_hour=price,
+        usd_per_hour=usd_hour,
+        usd_per_step=usd_step,
+        usd_per_million_tokens=usd_step / tokens * 1e6 if usd_step is not None else None,
+        price_source=cluster.price_source,
+        price_date=cluster.price_date,
+    )
+    scenario = {
+        "model": model.model_dump(),
+        "cluster": {
+            "name": cluster.name,
+            "accelerator": cluster.accelerator.id,
+            "num_gpus": n,
+            "gpus_per_node": cluster.node.gpus_per_node,
+            "nodes": cluster.num_nodes,
+            "node_type": cluster.node.id,
+            "scale_up_gb_s": cluster.node.scale_up.bandwidth_gb_s,
+            "scale_out_gbps_per_gpu": cluster.node.scale_out_gbps_per_gpu,
+            "instance": cluster.instance,
+        },
+        "strategy": s.model_dump(),
+        "micro_batches_per_replica": s.micro_batches,
+    }
+    res = StepResult(
+        step_time_s=step,
+        mfu=model_flops / (step * n * peak),
+        hfu=hw_flops / (step * n * peak),
+        tokens_per_s=tokens / step,
+        samples_per_s=s.global_batch / step,  # type: ignore[operator]
+        model_tflops_per_gpu=model_flops / step / n / 1e12,
+        hardware_tflops_per_gpu=hw_flops / step / n / 1e12,
+        model_flops_per_step=model_flops,
+        breakdown=bd,
+        memory=mem,
+        cost=cost,
+        scenario=scenario,
+        tasks=sg.graph.number_of_nodes(),
+        calibration=calib.name,
+    )
+    res._timeline = tl
+    res._graph = sg.graph
+    return res

@@ -1,0 +1,275 @@
+"""Validation against published, measured runs (schema: shared/validation/README.md).
+
+Each row becomes a scenario; planner predicts its step time with the one global model and
+compares: ``error = predicted / measured - 1``. Summaries (median, mean, max of ``|error|``) are
+given per file and per source, and separately for rows that left a field blank (predicted with
+planner's defaults, which the row names).
+
+Framework assumptions (not factors; each is a kernel or algorithm choice documented by the
+framework, stated once here and in docs/validation.md):
+
+* attention kernel: FlashAttention for llm-foundry (MPT ``attn_impl: flash/triton``), NeMo,
+  Megatron-Bridge / Megatron-Core with Transformer Engine (H100 and later), torchtitan (SDPA);
+  unfused (Megatron's fused scale-mask-softmax) for Megatron-LM on V100/A100 (2020-22 papers),
+  Megatron-DeepSpeed (vTrain, BLOOM, MT-NLG: ``--use-flash-attn`` off by default) and Korthikanti.
+"""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from planner.errors import PlannerInputError
+from planner.hardware import resolve_cluster
+from planner.simulate import make_strategy, simulate_scenario
+from planner.calibration import DEFAULT, Calibration
+from planner.workloads.transformer import transformer_from_dict
+
+TRANSFORMER_COLUMNS = (
+    "id", "source", "model", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size",
+    "vocab_size", "seq_len", "mlp", "accelerator", "num_gpus", "gpus_per_node", "inter_node_gbps_per_gpu",
+    "tp", "pp", "dp", "micro_batch", "global_batch", "recompute", "precision", "measured_step_time_s",
+)  # fmt: skip
+"""Columns a transformer validation file must have (others are optional)."""
+
+DEFAULTABLE = (
+    "vocab_size", "num_kv_heads", "ffn_hidden_size", "inter_node_gbps_per_gpu", "gpus_per_node", "cp", "ep", "vpp",
+    "micro_batch", "recompute", "sequence_parallel", "zero_stage", "dp_overlap", "num_experts", "top_k",
+)  # fmt: skip
+"""Fields whose blank means "use planner's default"; such rows are summarised apart."""
+
+IGNORED_BLANKS = ("num_experts", "top_k")  # blank there just means a dense model
+
+FLASH_FRAMEWORKS = {"mosaic", "nemo", "torchtitan"}
+UNFUSED_FRAMEWORKS = {"megatron-deepspeed", "bloom", "mtnlg", "korthikanti"}
+
+
+def attention_kernel(framework: str, accelerator: str) -> str:
+    """The attention kernel a framework used (see the module docstring)."""
+    fw = framework.strip().lower()
+    if fw in FLASH_FRAMEWORKS:
+        return "flash"
+    if fw in UNFUSED_FRAMEWORKS:
+        return "unfused"
+    if fw == "megatron":
+        return "unfused" if accelerator.startswith(("a100", "v100")) else "flash"
+    return "flash"
+
+
+class RowResult(BaseModel):
+    id: str
+    source: str
+    model: str
+    predicted_step_time_s: float | None
+    measured_step_time_s: float
+    error: float | None
+    defaulted: list[str]
+    problem: str | None = None
+
+
+class Summary(BaseModel):
+    rows: int
+    median_abs_error: float | None
+    mean_abs_error: float | None
+    max_abs_error: float | None
+
+
+class ValidationReport(BaseModel):
+    file: str
+    calibration: str
+    rows: list[RowResult]
+    median_abs_error: float | None
+    mean_abs_error: float | None
+    max_abs_error: float | None
+    fully_specified: Summary
+    with_defaults: Summary
+    by_source: dict[str, Summary]
+    failed: int
+
+
+def summarize(errors: list[float]) -> Summary:
+    if not errors:
+        return Summary(rows=0, median_abs_error=None, mean_abs_error=None, max_abs_error=None)
+    a = [abs(e) for e in errors]
+    return Summary(rows=len(a), median_abs_error=statistics.median(a), mean_abs_error=statistics.fmean(a), max_abs_error=max(a))
+
+
+def _num(row: dict[str, str], col: str, line: int, kind: type = int) -> Any:
+    text = (row.get(col) or "").strip()
+    if text == "":
+        return None
+    try:
+        if kind is int:
+            v = float(text)
+            if v != int(v):
+                raise ValueError
+            return int(v)
+        return float(text)
+    except ValueError:
+        rid = row.get("id", "?")
+        raise PlannerInputError(f"row {line} ({rid}) {col}", f"expected {'an integer' if kind is int else 'a number'}, got '{text}'") from None
+
+
+def _bool(row: dict[str, str], col: str, line: int) -> bool | None:
+    text = (row.get(col) or "").strip().lower()
+    if text == "":
+        return None
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise PlannerInputError(f"row {line} ({row.get('id', '?')}) {col}", f"expected true or false, got '{text}'")
+
+
+def source_key(source: str) -> str:
+    """A short name for a row's source: its text up to the first comma or semicolon."""
+    for sep in (";", ","):
+        source = source.split(sep)[0]
+    return source.strip()[:60] or "unknown"
+
+
+def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[str]]:
+    """(model, cluster, strategy, defaulted fields) of one transformer row."""
+    defaulted = [c for c in DEFAULTABLE if c in row and (row[c] or "").strip() == "" and c not in IGNORED_BLANKS]
+    defaulted += [c for c in DEFAULTABLE if c not in row and c not in IGNORED_BLANKS]
+    mdict: dict[str, Any] = {"name": row.get("model") or row.get("id") or "row"}
+    for col in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size", "vocab_size", "seq_len", "num_experts", "top_k"):
+        v = _num(row, col, line)
+        if v is not None:
+            mdict[col] = v
+    mlp = (row.get("mlp") or "").strip()
+    if mlp:
+        mdict["mlp"] = mlp
+    model = transformer_from_dict(mdict, field=f"row {line} ({row.get('id', '?')}) model")
+    acc = (row.get("accelerator") or "").strip()
+    if not acc:
+        raise PlannerInputError(f"row {line} accelerator", "is required")
+    cluster = resolve_cluster(
+        gpus=_num(row, "num_gpus", line),
+        accelerator=acc,
+        gpus_per_node=_num(row, "gpus_per_node", line),
+        inter_node_gbps_per_gpu=_num(row, "inter_node_gbps_per_gpu", line, float),
+    )
+    fields: dict[str, Any] = {}
+    for col, name in (("tp", "tp"), ("pp", "pp"), ("dp", "dp"), ("cp", "cp"), ("ep", "ep"), ("vpp", "vpp"),
+                      ("micro_batch", "micro_batch"), ("global_batch", "global_batch"), ("zero_stage", "zero_stage")):  # fmt: skip
+        v = _num(row, col, line)
+        if v is not None:
+            fields[name] = v
+    for col in ("recompute", "precision"):
+        v = (row.get(col) or "").strip()
+        if v:
+            fields[col] = v
+    for col in ("sequence_parallel", "dp_overlap"):
+        v = _bool(row, col, line)
+        if v is not None:
+            fields[col] = v
+    fields["attention"] = attention_kernel(row.get("framework") or "", acc)
+    strategy = make_strategy(**fields)
+    return model, cluster, strategy, defaulted
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    p = Path(path)
+    if not p.exists():
+        raise PlannerInputError("file", f"not found: {p}")
+    if p.is_dir():
+        raise PlannerInputError("file", f"{p} is a folder, not a CSV file")
+    try:
+        with open(p, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise PlannerInputError("file", f"{p} is not a readable CSV: {e}") from None
+    if not rows:
+        raise PlannerInputError("file", f"{p} has no data rows")
+    cols = set(rows[0])
+    if "measured_samples_per_s" in cols:
+        raise PlannerInputError("file", f"{p} holds recommendation-model rows; planner validates transformer rows so far")
+    missing = [c for c in TRANSFORMER_COLUMNS if c not in cols]
+    if missing:
+        raise PlannerInputError("file", f"{p} lacks the column(s) {', '.join(missing)} of the transformer schema")
+    return rows
+
+
+def validate_rows(rows: list[dict[str, str]], calib: Calibration = DEFAULT, file: str = "") -> ValidationReport:
+    results: list[RowResult] = []
+    for line, row in enumerate(rows, start=2):
+        measured = _num(row, "measured_step_time_s", line, float)
+        if measured is None or measured <= 0:
+            raise PlannerInputError(f"row {line} ({row.get('id', '?')}) measured_step_time_s", "must be a positive number")
+        model, cluster, strategy, defaulted = row_scenario(row, line)
+        pred: float | None = None
+        problem = None
+        try:
+            pred = simulate_scenario(model, cluster, strategy, calib).step_time_s
+        except PlannerInputError as e:
+            problem = str(e)
+        results.append(
+            RowResult(
+                id=row.get("id", f"row{line}"),
+                source=source_key(row.get("source", "")),
+                model=row.get("model", ""),
+                predicted_step_time_s=pred,
+                measured_step_time_s=measured,
+                error=None if pred is None else pred / measured - 1.0,
+                defaulted=defaulted,
+                problem=problem,
+            )
+        )
+    ok = [r for r in results if r.error is not None]
+    allsum = summarize([r.error for r in ok])  # type: ignore[misc]
+    by_source: dict[str, list[float]] = {}
+    for r in ok:
+        by_source.setdefault(r.source, []).append(r.error)  # type: ignore[arg-type]
+    return ValidationReport(
+        file=file,
+        calibration=calib.name,
+        rows=results,
+        median_abs_error=allsum.median_abs_error,
+        mean_abs_error=allsum.mean_abs_error,
+        max_abs_error=allsum.max_abs_error,
+        fully_specified=summarize([r.error for r in ok if not r.defaulted]),  # type: ignore[misc]
+        with_defaults=summarize([r.error for r in ok if r.defaulted]),  # type: ignore[misc]
+        by_source={k: summarize(v) for k, v in sorted(by_source.items())},
+        failed=len(results) - len(ok),
+    )
+
+
+def validate_file(path: str | Path, calib: Calibration = DEFAULT) -> ValidationReport:
+    return validate_rows(read_rows(path), calib, str(path))
+
+
+def _pct(x: float | None) -> str:
+    return "   -  " if x is None else f"{x * 100:5.1f}%"
+
+
+def format_report(rep: ValidationReport, verbose: bool = False) -> str:
+    lines = [f"validation of {rep.file} (calibration: {rep.calibration})", ""]
+    if verbose:
+        lines.append(f"{'id':36s} {'predicted':>10s} {'measured':>10s} {'error':>8s}  defaults")
+        for r in rep.rows:
+            pred = "failed" if r.predicted_step_time_s is None else f"{r.predicted_step_time_s:10.3f}"
+            err = "" if r.error is None else f"{r.error * 100:+7.1f}%"
+            extra = ",".join(r.defaulted) if r.defaulted else ""
+            if r.problem:
+                extra = r.problem
+            lines.append(f"{r.id[:36]:36s} {pred:>10s} {r.measured_step_time_s:10.3f} {err:>8s}  {extra}")
+        lines.append("")
+    lines.append(f"{'':44s} {'rows':>5s} {'median':>7s} {'mean':>7s} {'max':>7s}")
+
+    def row(name: str, s: Summary) -> str:
+        return f"{name[:44]:44s} {s.rows:5d} {_pct(s.median_abs_error)} {_pct(s.mean_abs_error)} {_pct(s.max_abs_error)}"
+
+    ok = [r.error for r in rep.rows if r.error is not None]
+    lines.append(row("all rows", summarize(ok)))  # type: ignore[arg-type]
+    lines.append(row("  fully specified", rep.fully_specified))
+    lines.append(row("  with planner defaults for blank fields", rep.with_defaults))
+    for src, s in rep.by_source.items():
+        lines.append(row("  " + src, s))
+    if rep.failed:
+        lines.append(f"\n{rep.failed} row(s) could not be simulated (see --verbose)")
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""Transformer workloads: shapes, parameter counts and FLOPs. No hardware here.
+
+Conventions (documented in docs/model.md and ``planner simulate --help``):
+
+* Matmul parameters per layer: attention ``h*(h + 2*h_kv) + h*h`` (QKV and output projection,
+  ``h_kv = kv_heads * head_dim``), MLP ``2*h*f`` (GeLU) or ``3*h*f`` (SwiGLU), times the experts a
+  token visits for MoE. Biases and norms are counted in :attr:`TransformerSpec.num_params` but not
+  in FLOPs.
+* Model FLOPs per token (MFU numerator): forward ``2 * matmul_params + 4 * L * s * h`` (QK^T and AV
+  over the whole sequence, not halved for causal masking: the PaLM / Megatron-LM convention) plus
+  ``2 * V * h`` for the LM head; training is three times forward.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from planner.errors import PlannerInputError, pydantic_message, unknown_id
+
+
+class TransformerSpec(BaseModel):
+    """A decoder-only transformer (dense or mixture-of-experts)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["transformer"] = "transformer"
+    name: str = "custom"
+    num_layers: int = Field(gt=0)
+    hidden_size: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    num_kv_heads: int | None = Field(default=None, gt=0, description="GQA/MQA; default = num_heads")
+    ffn_hidden_size: int | None = Field(default=None, gt=0, description="default 4 * hidden_size")
+    vocab_size: int = Field(default=50257, gt=0)
+    seq_len: int = Field(default=2048, gt=0)
+    mlp: Literal["gelu", "swiglu"] = "gelu"
+    tied_embeddings: bool = False
+    learned_position_embeddings: bool = Field(default=False, description="GPT-2/3 style")
+    bias: bool = Field(default=False, description="linear layers carry biases (GPT-2/3)")
+    num_experts: int = Field(default=1, gt=0, description="1 = dense")
+    top_k: int = Field(default=1, gt=0)
+    moe_ffn_hidden_size: int | None = Field(default=None, gt=0)
+    shared_experts: int = Field(default=0, ge=0)
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _rules(self) -> TransformerSpec:
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        if self.num_heads % self.kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.kv_heads}")
+        if self.top_k > self.num_experts:
+            raise ValueError(f"top_k {self.top_k} cannot exceed num_experts {self.num_experts}")
+        return self
+
+    # -- derived shapes -----------------------------------------------------------------------
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def kv_hidden(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def ffn(self) -> int:
+        return self.ffn_hidden_size or 4 * self.hidden_size
+
+    @property
+    def expert_ffn(self) -> int:
+        return self.moe_ffn_hidden_size or self.ffn
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 1
+
+    @property
+    def mlp_matrices(self) -> int:
+        return 3 if self.mlp == "swiglu" else 2
+
+    # -- parameters ---------------------------------------------------------------------------
+    @property
+    def attn_params(self) -> int:
+        h = self.hidden_size
+        return h * (h + 2 * self.kv_hidden) + h * h
+
+    @property
+    def mlp_params(self) -> int:
+        """All MLP weights of one layer (every expert)."""
+        if not self.is_moe:
+            return self.mlp_matrices * self.hidden_size * self.ffn
+        experts = self.num_experts + self.shared_experts
+        router = self.hidden_size * self.num_experts
+        return experts * self.mlp_matrices * self.hidden_size * self.expert_ffn + router
+
+    @property
+    def active_mlp_params(self) -> int:
+        """MLP weights one token passes through."""
+        if not self.is_moe:
+            return self.mlp_params
+        experts = self.top_k + self.shared_experts
+        return experts * self.mlp_matrices * self.hidden_size * self.expert_ffn + self.hidden_size * self.num_experts
+
+    @property
+    def small_params_per_layer(self) -> int:
+        """Norm weights and biases of one layer."""
+        h = self.hidden_size
+        norms = 2 * h * (2 if self.bias else 1)  # LayerNorm has a bias, RMSNorm none
+        if not self.bias:
+            return norms
+        f = self.ffn
+        return norms + (h + 2 * self.kv_hidden) + h + (f * (self.mlp_matrices - 1)) + h
+
+    @property
+    def layer_params(self) -> int:
+        return self.attn_params + self.mlp_params + self.small_params_per_layer
+
+    @property
+    def embedding_params(self) -> int:
+        pos = self.seq_len * self.hidden_size if self.learned_position_embeddings else 0
+        return self.vocab_size * self.hidden_size + pos
+
+    @property
+    def lm_head_params(self) -> int:
+        return 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+
+    @property
+    def num_params(self) -> int:
+        final_norm = self.hidden_size * (2 if self.bias else 1)
+        return self.num_layers * self.layer_params + self.embedding_params + self.lm_head_params + final_norm
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses (== num_params for a dense model)."""
+        dense_layer = self.attn_params + self.active_mlp_params + self.small_params_per_layer
+        return self.num_layers * dense_layer + self.embedding_params + self.lm_head_params
+
+    # -- FLOPs --------------------------------------------------------------------------------
+    @property
+    def matmul_params_per_token(self) -> int:
+        """Weights of the matmuls one token passes through, LM head included."""
+        return self.num_layers * (self.attn_params + self.active_mlp_params) + self.vocab_size * self.hidden_size
+
+    def attention_flops_per_token(self, seq_len: int | None = None) -> float:
+        """QK^T and AV, forward, whole (non-causal) sequence."""
+        s = seq_len or self.seq_len
+        return 4.0 * self.num_layers * s * self.hidden_size
+
+    def model_flops_per_token(self, seq_len: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward), the MFU numerator."""
+        return 3.0 * (2.0 * self.matmul_params_per_token + self.attention_flops_per_token(seq_len))
+
+
+# ------------------------------------------------------------------------------------- presets
+
+PRESETS_FILE = Path(__file__).resolve().parent.parent / "presets" / "models.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def _preset_data() -> dict[str, dict[str, Any]]:
+    from planner.hardware import load_yaml
+
+    data = load_yaml(PRESETS_FILE, "model presets")
+    return {m["name"]: m for m in data["models"]}
+
+
+def preset_names() -> list[str]:
+    return sorted(_preset_data())
+
+
+def transformer_from_dict(data: dict[str, Any], field: str = "model") -> TransformerSpec:
+    try:
+        return TransformerSpec.model_validate(data)
+    except ValidationError as e:
+        raise pydantic_message(field, e) from None
+
+
+def load_model(ref: str, seq_len: int | None = None) -> Any:
+    """A model preset by name, or a user's YAML file; ``seq_len`` overrides the preset's."""
+    from planner.hardware import load_yaml
+
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        data = load_yaml(Path(ref), "model")
+        if not isinstance(data, dict):
+            raise PlannerInputError("model", f"{ref}: expected a YAML mapping of fields")
+        data.setdefault("name", Path(ref).stem)
+    else:
+        presets = _preset_data()
+        if ref not in presets:
+            raise unknown_id("model", ref, presets)
+        data = dict(presets[ref])
+    if seq_len is not None:
+        if seq_len <= 0:
+            raise PlannerInputError("seq_len", f"must be a positive integer, got {seq_len}")
+        data["seq_len"] = seq_len
+    return transformer_from_dict(data, field=f"model {ref}")
