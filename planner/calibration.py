@@ -40,6 +40,15 @@ class Calibration(BaseModel):
     gemm_default_fraction: float = Field(
         default=0.78, gt=0, le=1, description="large-GEMM fraction of dense peak where unmeasured (S1)"
     )
+    gemm_mamf_fraction: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description=(
+            "fraction of the best-shape GEMM throughput (MAMF, found by searching shapes) that a framework's "
+            "GEMMs reach on average after wave quantisation: heuristics, epilogues, clocks under sustained load"
+        ),
+    )
     gemm_ramp_s: float = Field(
         default=2.2e-6,
         ge=0,
@@ -70,7 +79,10 @@ class Calibration(BaseModel):
 
     # ---- communication
     ring_efficiency: float = Field(
-        default=0.80, gt=0, le=1.2, description="NCCL ring bus bandwidth / link rate on NVSwitch (S2: 78-82 %)"
+        default=0.80,
+        gt=0,
+        le=1.2,
+        description="NCCL ring bus bandwidth / link rate on NVSwitch (S2: 78-82 %)",
     )
     nvls_efficiency: float = Field(
         default=1.0,
@@ -79,21 +91,38 @@ class Calibration(BaseModel):
         description="all-reduce bus bandwidth / link rate with NVLink SHARP (S2: 107 % H200, 94 % B200)",
     )
     mesh_efficiency: float = Field(
-        default=0.70, gt=0, le=1.2, description="point-to-point meshes (xGMI, PCIe, NVLink hybrid cube): S2 MI300X 70 %"
+        default=0.70,
+        gt=0,
+        le=1.2,
+        description="point-to-point meshes (xGMI, PCIe, NVLink hybrid cube): S2 MI300X 70 %",
     )
     nic_efficiency: float = Field(
-        default=0.85, gt=0, le=1.2, description="scale-out all-reduce bus bandwidth / NIC rate (S2: p4d EFA 85 %)"
+        default=0.85,
+        gt=0,
+        le=1.2,
+        description="scale-out all-reduce bus bandwidth / NIC rate (S2: p4d EFA 85 %)",
     )
     collective_launch_s: float = Field(
-        default=6e-6, ge=0, description="NCCL kernel launch per collective (NVIDIA/nccl#1259: ~6 us H100 NVLS)"
+        default=6e-6,
+        ge=0,
+        description="NCCL kernel launch per collective (NVIDIA/nccl#1259: ~6 us H100 NVLS)",
     )
     p2p_efficiency: float = Field(
-        default=0.85, gt=0, le=1.2, description="point-to-point send/recv fraction of link rate (S2 p2pBandwidthLatencyTest 83-91 %)"
+        default=0.85,
+        gt=0,
+        le=1.2,
+        description="point-to-point send/recv fraction of link rate (S2 p2pBandwidthLatencyTest 83-91 %)",
     )
 
     # ---- framework
-    layer_overhead_s: float = Field(
-        default=0.0, ge=0, description="fixed host/framework time per transformer layer per pass"
+    layer_host_s: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "host (CPU) time to issue one transformer layer's forward pass: Python, framework and kernel "
+            "launches; backward issues twice as many operations. A pass never runs faster than its host "
+            "time (the GPU idles waiting for work)"
+        ),
     )
 
 

@@ -67,7 +67,9 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
     hw.add_argument("--gpus", type=_positive_int("--gpus"), help="number of accelerators (default 8)")
     hw.add_argument("--gpus-per-node", type=_positive_int("--gpus-per-node"), help="override the node's GPU count")
     hw.add_argument(
-        "--inter-node-gbps-per-gpu", type=_positive_float("--inter-node-gbps-per-gpu"), help="override scale-out Gb/s per GPU"
+        "--inter-node-gbps-per-gpu",
+        type=_positive_float("--inter-node-gbps-per-gpu"),
+        help="override scale-out Gb/s per GPU",
     )
 
 
@@ -95,9 +97,17 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     assert set(SCHEDULE_CHOICES) == {"gpipe", "1f1b", "interleaved"}
     st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
     st.add_argument(
-        "--no-dp-overlap", dest="dp_overlap", action="store_false", default=None, help="reduce gradients after the backward pass"
+        "--no-dp-overlap",
+        dest="dp_overlap",
+        action="store_false",
+        default=None,
+        help="reduce gradients after the backward pass",
     )
-    st.add_argument("--bucket-mb", type=_positive_float("--bucket-mb"), help="gradient bucket, millions of parameters (default 40)")
+    st.add_argument(
+        "--bucket-mb",
+        type=_positive_float("--bucket-mb"),
+        help="gradient bucket, millions of parameters (default 40)",
+    )
 
 
 def strategy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
@@ -165,7 +175,7 @@ def format_result(r: Any) -> str:
         ("compute", b.compute_s), ("  of which recompute", b.recompute_s), ("tensor-parallel comm", b.tp_comm_s),
         ("context-parallel comm", b.cp_comm_s), ("expert-parallel comm", b.ep_comm_s),
         ("data-parallel comm (exposed)", b.dp_comm_exposed_s), ("pipeline comm (exposed)", b.pp_comm_exposed_s),
-        ("pipeline bubble", b.bubble_s), ("optimizer", b.optimizer_s),
+        ("pipeline bubble", b.bubble_s), ("host overhead (launch-bound)", b.host_overhead_s), ("optimizer", b.optimizer_s),
     ]  # fmt: skip
     for name, v in parts:
         if v > 0 or name in ("compute", "pipeline bubble"):
@@ -186,7 +196,10 @@ def format_result(r: Any) -> str:
             f"  price: {cost.price_source} ({cost.price_date})",
         ]
     else:
-        lines += ["", "cost             no price for this hardware (use --instance for a priced cloud instance)"]
+        lines += [
+            "",
+            "cost             no price for this hardware (use --instance for a priced cloud instance)",
+        ]
     return "\n".join(lines)
 
 
@@ -228,7 +241,13 @@ def cmd_catalog(a: argparse.Namespace) -> int:
         for c in cat.clusters.values():
             node = cat.node_type(c.node_type)
             tables["clusters"].append(
-                {"id": c.id, "node_type": node.id, "nodes": c.nodes, "gpus": c.nodes * node.gpus_per_node, "description": c.description}
+                {
+                    "id": c.id,
+                    "node_type": node.id,
+                    "nodes": c.nodes,
+                    "gpus": c.nodes * node.gpus_per_node,
+                    "description": c.description,
+                }
             )
     if what in (None, "models"):
         tables["models"] = []
@@ -332,7 +351,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug in planner, not the user's input: one line, no traceback
         if os.environ.get("PLANNER_DEBUG"):
             raise
-        print(f"planner: internal error: {type(e).__name__}: {e} (set PLANNER_DEBUG=1 for details)", file=sys.stderr)
+        print(
+            f"planner: internal error: {type(e).__name__}: {e} (set PLANNER_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -47,6 +47,11 @@ class Accelerator(_Spec):
     memory_bandwidth_gb_s: float = Field(gt=0)
     scale_up_gb_s: float = Field(ge=0, description="scale-up link bandwidth, one direction")
     power_w: float | None = Field(default=None, gt=0)
+    compute_units: int | None = Field(
+        default=None,
+        gt=0,
+        description="streaming multiprocessors / compute units; GEMM tiles fill them in waves",
+    )
     gemm_peak_fraction: dict[Precision, float] = Field(
         default_factory=dict,
         description="measured best large-GEMM throughput / dense peak (MAMF), per precision",
@@ -96,7 +101,7 @@ class ScaleUp(_Spec):
 
     kind: Literal["nvswitch", "nvlink-mesh", "pcie", "xgmi", "ici", "neuronlink", "roce-mesh"]
     bandwidth_gb_s: float = Field(gt=0, description="per accelerator, one direction")
-    latency_us: float = Field(ge=0)
+    latency_us: float = Field(ge=0, description="one ring step (hop) of a collective inside the island")
     domain_size: int = Field(ge=1, description="accelerators that share this fabric")
     in_network_reduction: bool = Field(default=False, description="NVLink SHARP (NVLS) reductions")
 
@@ -107,7 +112,7 @@ class ScaleOut(_Spec):
     kind: str = Field(description="e.g. InfiniBand HDR, EFA v2, RoCE")
     nics_per_node: int = Field(ge=0)
     nic_gbps: float = Field(ge=0, description="one NIC, one direction")
-    latency_us: float = Field(ge=0)
+    latency_us: float = Field(ge=0, description="one level of the inter-node tree of a collective")
     oversubscription: float = Field(default=1.0, ge=1.0, description="spine oversubscription ratio")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from planner.hardware import Cluster
-from planner.sharding import grad_reduce_bytes, rank_params
+from planner.sharding import grad_reduce_bytes, rank_params, stage_layers
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -87,7 +87,7 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
     g_bytes = grad_reduce_bytes(s)
     o_bytes = 8 if s.precision in ("fp32", "tf32") else 12  # fp32 master copy, Adam m and v
     stored, full = layer_activation_bytes(model, s, elem_bytes)
-    layers_per_chunk = model.num_layers // (s.pp * s.vpp)
+    layers = stage_layers(model.num_layers, s.pp * s.vpp)
     best: Memory | None = None
     for r, params in enumerate(rank_params(model, s)):
         weights = params * w_bytes / (dp if s.zero_stage >= 3 else 1)
@@ -95,7 +95,8 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         opt = params * o_bytes / (dp if s.zero_stage >= 1 else 1)
         if s.zero_stage >= 3:
             weights += 2 * (params / model.num_layers) * w_bytes  # two gathered layers at a time
-        acts = stored * layers_per_chunk * in_flight(s, r)
+        chunk_layers = sum(layers[c * s.pp + r] for c in range(s.vpp)) / s.vpp
+        acts = stored * chunk_layers * in_flight(s, r)
         if s.recompute == "full":
             acts += full  # the layer being recomputed and back-propagated
         if r == s.pp - 1:

@@ -31,6 +31,7 @@ class Breakdown(BaseModel):
     exposed_comm_s: float = Field(description="sum of all communication on the critical path")
     bubble_s: float = Field(description="pipeline bubble: the rank waits for other stages")
     optimizer_s: float = Field(description="gradient-norm sync and optimizer step")
+    host_overhead_s: float = Field(description="the GPU idles while the host issues small kernels")
     recompute_s: float = Field(description="part of compute_s spent recomputing activations")
     busiest_rank: int = Field(description="pipeline rank the breakdown describes")
 
@@ -121,7 +122,9 @@ def _length(iv: list[tuple[float, float]]) -> float:
 
 def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
     """Attribute every instant of the step on the busiest rank to one category."""
-    per_rank: dict[int, dict[str, Any]] = {r: {"busy": [], "kinds": {}, "dp": [], "pp": [], "opt": 0.0, "rec": 0.0} for r in range(ranks)}
+    per_rank: dict[int, dict[str, Any]] = {
+        r: {"busy": [], "kinds": {}, "dp": [], "pp": [], "opt": 0.0, "rec": 0.0} for r in range(ranks)
+    }
     sync_s = 0.0
     for i, node in enumerate(tl.nodes):
         a = graph.nodes[node]
@@ -176,6 +179,7 @@ def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
         exposed_comm_s=tp + cp + ep + dp_s + pp_s,
         bubble_s=max(0.0, bubble),
         optimizer_s=d["opt"],
+        host_overhead_s=kinds.get("overhead", 0.0),
         recompute_s=d["rec"],
         busiest_rank=busiest,
     )
@@ -205,7 +209,17 @@ def trace_events(graph: Any, tl: Timeline) -> list[dict[str, Any]]:
         tid = tids.setdefault(stream, len(tids) + 1)
         names[(pid, tid)] = stream.split("/")[-1]
         st, en = tl.start_s[i] * 1e6, tl.end_s[i] * 1e6
-        events.append({"name": a["label"], "cat": a["kind"], "ph": "X", "pid": pid, "tid": tid, "ts": st, "dur": en - st})
+        events.append(
+            {
+                "name": a["label"],
+                "cat": a["kind"],
+                "ph": "X",
+                "pid": pid,
+                "tid": tid,
+                "ts": st,
+                "dur": en - st,
+            }
+        )
         passes = a.get("passes", [])
         mb = node[2] if isinstance(node, tuple) and len(node) >= 3 and isinstance(node[2], int) else 0
         if not passes or not (detailed_all or mb == 0):
@@ -216,7 +230,17 @@ def trace_events(graph: Any, tl: Timeline) -> list[dict[str, Any]]:
                 for seg in p.segments:
                     dur = seg.seconds * 1e6
                     if dur > 0:
-                        events.append({"name": seg.label, "cat": seg.kind, "ph": "X", "pid": pid, "tid": tid, "ts": t, "dur": dur})
+                        events.append(
+                            {
+                                "name": seg.label,
+                                "cat": seg.kind,
+                                "ph": "X",
+                                "pid": pid,
+                                "tid": tid,
+                                "ts": t,
+                                "dur": dur,
+                            }
+                        )
                     t += dur
     for (pid, tid), name in names.items():
         events.append({"name": "thread_name", "ph": "M", "pid": pid, "tid": tid, "args": {"name": name}})

@@ -20,17 +20,33 @@ def layer_params_local(model: TransformerSpec, s: Strategy) -> float:
     return attn + mlp + model.small_params_per_layer
 
 
+def stage_layers(num_layers: int, stages: int) -> list[int]:
+    """Layers of each virtual pipeline stage, as even as possible.
+
+    When the layers do not divide evenly, the first and last stages (which also hold the embedding
+    and the LM head with the loss) get the fewer layers, as in Megatron-DeepSpeed's
+    ``type:transformer|embedding`` partition (BLOOM) and Megatron-Core's uneven first/last stages.
+    """
+    base, extra = divmod(num_layers, stages)
+    counts = [base] * stages
+    order = list(range(1, stages - 1)) + ([stages - 1, 0] if stages > 1 else [0])
+    for i in order[:extra]:
+        counts[i] += 1
+    return counts
+
+
 def rank_params(model: TransformerSpec, s: Strategy) -> list[float]:
     """Parameters held by one accelerator of each pipeline rank (before ZeRO sharding)."""
     p, v = s.pp, s.vpp
     stages = p * v
-    per_chunk = model.num_layers // stages * layer_params_local(model, s)
+    layers = stage_layers(model.num_layers, stages)
+    per_layer = layer_params_local(model, s)
     out = []
     for r in range(p):
         n = 0.0
         for c in range(v):
             vs = c * p + r
-            n += per_chunk
+            n += layers[vs] * per_layer
             if vs == 0:
                 n += model.embedding_params / s.tp
             if vs == stages - 1:

@@ -1,6 +1,6 @@
 """Scenario in, StepResult out: the pipeline every face (CLI, app, API) goes through.
 
-    workload + cluster + strategy -> check_layout -> graph (networkx) -> engine (simpy) -> report
+workload + cluster + strategy -> check_layout -> graph (networkx) -> engine (simpy) -> report
 """
 
 from __future__ import annotations

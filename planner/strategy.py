@@ -24,6 +24,9 @@ RECOMPUTE_CHOICES = ("none", "selective", "full")
 SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved")
 PRECISION_CHOICES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
+MAX_PASSES = 1_000_000
+"""Upper bound on micro-batches x virtual stages in one simulated step (keeps a step under ~1 min)."""
+
 
 class Strategy(BaseModel):
     """A parallel layout and the training options that change its cost.
@@ -87,7 +90,8 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
     n = cluster.num_gpus
     mp = s.tp * s.pp * s.cp
     if n % mp:
-        raise PlannerInputError("tp", f"tp*pp*cp = {s.tp}*{s.pp}*{s.cp} = {mp} must divide the {n} GPUs")
+        field = "cp" if s.cp > 1 and n % (s.tp * s.pp) == 0 else ("pp" if s.pp > 1 and n % s.tp == 0 else "tp")
+        raise PlannerInputError(field, f"tp*pp*cp = {s.tp}*{s.pp}*{s.cp} = {mp} must divide the {n} GPUs")
     dp = s.dp if s.dp is not None else n // mp
     if mp * dp != n:
         raise PlannerInputError("dp", f"tp*pp*cp*dp = {mp}*{dp} = {mp * dp} must equal the {n} GPUs")
@@ -98,9 +102,10 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
     if model.ffn % s.tp:
         raise PlannerInputError("tp", f"tp {s.tp} must divide ffn_hidden_size {model.ffn}")
     stages = s.pp * s.vpp
-    if model.num_layers % stages:
+    if model.num_layers < stages:
         raise PlannerInputError(
-            "pp", f"num_layers {model.num_layers} must split evenly over pp*vpp = {s.pp}*{s.vpp} = {stages} stages"
+            "pp",
+            f"num_layers {model.num_layers} is fewer than the pp*vpp = {s.pp}*{s.vpp} = {stages} pipeline stages",
         )
     if s.vpp > 1 and s.pp == 1:
         raise PlannerInputError("vpp", "interleaved stages (vpp > 1) need pipeline parallelism (pp > 1)")
@@ -131,8 +136,15 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             f"{gb} must be a multiple of dp*micro_batch = {dp}*{s.micro_batch} = {dp * s.micro_batch}",
         )
     m = gb // (dp * s.micro_batch)
+    if m * s.pp * s.vpp > MAX_PASSES:
+        raise PlannerInputError(
+            "global_batch",
+            f"{m} micro-batches per replica x {s.pp * s.vpp} stages is more than one simulated step holds"
+            f" ({MAX_PASSES:,} passes); use a larger micro-batch",
+        )
     if schedule == "interleaved" and m % s.pp:
         raise PlannerInputError(
-            "global_batch", f"the interleaved schedule needs micro-batches per replica ({m}) to be a multiple of pp {s.pp}"
+            "global_batch",
+            f"the interleaved schedule needs micro-batches per replica ({m}) to be a multiple of pp {s.pp}",
         )
     return s.model_copy(update={"dp": dp, "global_batch": gb, "schedule": schedule})

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import resolve_cluster
 from planner.simulate import make_strategy, simulate_scenario
-from planner.calibration import DEFAULT, Calibration
 from planner.workloads.transformer import transformer_from_dict
 
 TRANSFORMER_COLUMNS = (
@@ -95,7 +95,12 @@ def summarize(errors: list[float]) -> Summary:
     if not errors:
         return Summary(rows=0, median_abs_error=None, mean_abs_error=None, max_abs_error=None)
     a = [abs(e) for e in errors]
-    return Summary(rows=len(a), median_abs_error=statistics.median(a), mean_abs_error=statistics.fmean(a), max_abs_error=max(a))
+    return Summary(
+        rows=len(a),
+        median_abs_error=statistics.median(a),
+        mean_abs_error=statistics.fmean(a),
+        max_abs_error=max(a),
+    )
 
 
 def _num(row: dict[str, str], col: str, line: int, kind: type = int) -> Any:
@@ -111,7 +116,10 @@ def _num(row: dict[str, str], col: str, line: int, kind: type = int) -> Any:
         return float(text)
     except ValueError:
         rid = row.get("id", "?")
-        raise PlannerInputError(f"row {line} ({rid}) {col}", f"expected {'an integer' if kind is int else 'a number'}, got '{text}'") from None
+        raise PlannerInputError(
+            f"row {line} ({rid}) {col}",
+            f"expected {'an integer' if kind is int else 'a number'}, got '{text}'",
+        ) from None
 
 
 def _bool(row: dict[str, str], col: str, line: int) -> bool | None:
@@ -137,7 +145,17 @@ def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[st
     defaulted = [c for c in DEFAULTABLE if c in row and (row[c] or "").strip() == "" and c not in IGNORED_BLANKS]
     defaulted += [c for c in DEFAULTABLE if c not in row and c not in IGNORED_BLANKS]
     mdict: dict[str, Any] = {"name": row.get("model") or row.get("id") or "row"}
-    for col in ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size", "vocab_size", "seq_len", "num_experts", "top_k"):
+    for col in (
+        "num_layers",
+        "hidden_size",
+        "num_heads",
+        "num_kv_heads",
+        "ffn_hidden_size",
+        "vocab_size",
+        "seq_len",
+        "num_experts",
+        "top_k",
+    ):
         v = _num(row, col, line)
         if v is not None:
             mdict[col] = v
@@ -188,7 +206,9 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
         raise PlannerInputError("file", f"{p} has no data rows")
     cols = set(rows[0])
     if "measured_samples_per_s" in cols:
-        raise PlannerInputError("file", f"{p} holds recommendation-model rows; planner validates transformer rows so far")
+        raise PlannerInputError(
+            "file", f"{p} holds recommendation-model rows; planner validates transformer rows so far"
+        )
     missing = [c for c in TRANSFORMER_COLUMNS if c not in cols]
     if missing:
         raise PlannerInputError("file", f"{p} lacks the column(s) {', '.join(missing)} of the transformer schema")
@@ -200,7 +220,9 @@ def validate_rows(rows: list[dict[str, str]], calib: Calibration = DEFAULT, file
     for line, row in enumerate(rows, start=2):
         measured = _num(row, "measured_step_time_s", line, float)
         if measured is None or measured <= 0:
-            raise PlannerInputError(f"row {line} ({row.get('id', '?')}) measured_step_time_s", "must be a positive number")
+            raise PlannerInputError(
+                f"row {line} ({row.get('id', '?')}) measured_step_time_s", "must be a positive number"
+            )
         model, cluster, strategy, defaulted = row_scenario(row, line)
         pred: float | None = None
         problem = None
@@ -262,7 +284,9 @@ def format_report(rep: ValidationReport, verbose: bool = False) -> str:
     lines.append(f"{'':44s} {'rows':>5s} {'median':>7s} {'mean':>7s} {'max':>7s}")
 
     def row(name: str, s: Summary) -> str:
-        return f"{name[:44]:44s} {s.rows:5d} {_pct(s.median_abs_error)} {_pct(s.mean_abs_error)} {_pct(s.max_abs_error)}"
+        return (
+            f"{name[:44]:44s} {s.rows:5d} {_pct(s.median_abs_error)} {_pct(s.mean_abs_error)} {_pct(s.max_abs_error)}"
+        )
 
     ok = [r.error for r in rep.rows if r.error is not None]
     lines.append(row("all rows", summarize(ok)))  # type: ignore[arg-type]

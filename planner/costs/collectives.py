@@ -12,8 +12,9 @@ slower of the two levels the group uses:
   worth of bandwidth (the other ``gpus_per_node / k`` groups of the same kind run at the same time
   on the remaining NICs). All-to-all and point-to-point get one NIC per rank.
 
-The latency term is the fabric's per-collective latency (log-depth across islands, as NCCL's
-trees) plus a kernel launch. Constants: :mod:`planner.calibration`.
+The latency term is a kernel launch plus one hop latency per ring step inside the island
+(``2(k-1)`` for all-reduce, ``k-1`` for gathers and scatters) and one scale-out latency per level of a
+tree across islands (``2 log2 N`` for all-reduce), the shape of NCCL's ring and tree algorithms. Constants: :mod:`planner.calibration`.
 """
 
 from __future__ import annotations
@@ -107,8 +108,9 @@ class CollectiveModel:
         if self.nvls and kind == "all_reduce" and k >= 4:
             up_eff = c.nvls_efficiency
         intra_bw = self.up_bw * up_eff
-        if k == n:  # inside one island
-            return CommCost(c.collective_launch_s + self.up_lat, factor * nbytes / intra_bw, "up")
+        steps_up = 2 * (k - 1) if kind == "all_reduce" else (k - 1)
+        if k == n:  # inside one island: a ring of 2(n-1) steps (n-1 for gathers and scatters)
+            return CommCost(c.collective_launch_s + steps_up * self.up_lat, factor * nbytes / intra_bw, "up")
         islands = n // k
         if kind == "all_to_all":
             inter_bytes = nbytes * (n - k) / n
@@ -118,5 +120,6 @@ class CollectiveModel:
             inter_bw = k * self.nic_bw * c.nic_efficiency
             bw = min(inter_bw, intra_bw) if k > 1 else inter_bw
             t = factor * nbytes / bw
-        lat = c.collective_launch_s + self.out_lat * (1.0 + math.log2(islands))
+        levels = 2.0 * math.ceil(math.log2(islands)) if kind == "all_reduce" else math.ceil(math.log2(islands))
+        lat = c.collective_launch_s + steps_up * self.up_lat + levels * self.out_lat
         return CommCost(lat, t, "out")

@@ -11,6 +11,10 @@ from __future__ import annotations
 from planner.calibration import Calibration
 from planner.hardware import Accelerator
 
+TILES = ((128, 256), (256, 128))
+"""Output tile shapes of large half-precision GEMM kernels (CUTLASS's default 128x256x64 on Ampere
+and Hopper; cuBLAS picks the orientation that wastes less)."""
+
 BYTES_PER_ELEMENT = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 2}
 """Activation bytes per element by training precision (FP8 training keeps bf16 activations)."""
 
@@ -24,9 +28,11 @@ class ComputeModel:
         self.precision = precision
         # Attention and non-GEMM math run in 16-bit even under FP8 training (Transformer Engine).
         self.gemm_peak = acc.peak_flops(precision)
-        self.gemm_ceiling = self.gemm_peak * self._fraction(precision)
+        self.gemm_ceiling = self.gemm_peak * self._fraction(precision) * calib.gemm_mamf_fraction
         half = "bf16" if precision == "fp8" else precision
-        self.attn_peak = acc.peak_flops(half) * self._fraction(half) * calib.attention_fraction
+        self.attn_peak = (
+            acc.peak_flops(half) * self._fraction(half) * calib.gemm_mamf_fraction * calib.attention_fraction
+        )
         self.hbm = acc.memory_bandwidth_gb_s * 1e9 * calib.hbm_efficiency
         self.elem_bytes = BYTES_PER_ELEMENT[precision]
 
@@ -39,12 +45,30 @@ class ComputeModel:
             return frac[alias]  # type: ignore[index]
         return self.calib.gemm_default_fraction
 
+    def wave_efficiency(self, m: int, n: int, batch: int = 1) -> float:
+        """Fraction of the compute units' tile slots doing useful work.
+
+        cuBLAS/CUTLASS split the [m, n] output into tiles (128 x 256 for large half-precision GEMMs);
+        tiles run in waves of one per compute unit, so a GEMM of 1.1 waves pays for 2, and a partial
+        tile at an edge pays for a whole one. Accelerators without a known unit count get 1.
+        """
+        cu = self.acc.compute_units
+        if not cu:
+            return 1.0
+        best = 0.0
+        for tm, tn in TILES:
+            tiles = -(-m // tm) * -(-n // tn) * batch
+            waves = -(-tiles // cu)
+            best = max(best, (m * n * batch) / (waves * cu * tm * tn))
+        return best
+
     def gemm_s(self, m: int, n: int, k: int, batch: int = 1) -> float:
-        """A (batched) GEMM of [m, k] x [k, n]: roofline plus start-up ramp."""
+        """A (batched) GEMM of [m, k] x [k, n]: roofline with wave quantisation, plus start-up ramp."""
         flops = 2.0 * m * n * k * batch
         e = self.elem_bytes if self.precision != "fp8" else 1
         bytes_moved = (m * k + k * n) * e * batch + m * n * self.elem_bytes * batch
-        t = max(flops / self.gemm_ceiling, bytes_moved / self.hbm) + self.calib.gemm_ramp_s
+        ceiling = self.gemm_ceiling * self.wave_efficiency(m, n, batch)
+        t = max(flops / ceiling, bytes_moved / self.hbm) + self.calib.gemm_ramp_s
         if self.precision == "fp8":
             # quantise the activation operand (weights are cast once per step, amortised)
             t += m * k * batch * self.calib.fp8_cast_bytes_per_element / self.hbm

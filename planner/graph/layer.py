@@ -97,9 +97,12 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
         fwd.append(Segment("flash-attention", "compute", comp.attention_s(executed, io)))
         gemm_flops += executed
     else:
+        # Megatron's unfused path: q/k/v and context transposes, QK^T, fused scale-mask-softmax,
+        # dropout (mask and apply), AV.
+        fwd.append(Segment("q/k/v/context transposes", "compute", comp.memory_s(4 * 2 * T * (h // t) * e, 4)))
         fwd.append(gemm("QK^T", s_loc, seq, d, b * a_loc))
         score = b * a_loc * s_loc * seq
-        fwd.append(Segment("softmax+dropout", "compute", comp.memory_s(score * (4 * e + 1), 2)))
+        fwd.append(Segment("softmax+dropout", "compute", comp.memory_s(score * (4 * e + 1), 3)))
         fwd.append(gemm("AV", s_loc, d, seq, b * a_loc))
     fwd.append(gemm("attn-proj", T, h, h // t))
     if cp > 1:
@@ -143,9 +146,12 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
             fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
         else:
             fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
-    overhead = comp.calib.layer_overhead_s
-    if overhead > 0:
-        fwd.append(Segment("framework overhead", "compute", overhead))
+    # The host issues a layer's kernels in ``layer_host_s``; when the GPU work is shorter, the
+    # GPU idles for the difference (launch-bound small layers).
+    host = comp.calib.layer_host_s
+    gpu = sum(x.seconds for x in fwd)
+    if host > gpu:
+        fwd.append(Segment("host-bound: GPU waits for kernel launches", "overhead", host - gpu))
 
     # --- backward: every GEMM twice (data and weight gradients), attention 2.5x (FlashAttention-2
     # backward recomputes the scores), memory-bound kernels twice, the same collectives.
@@ -154,10 +160,10 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
         if x.kind == "compute":
             if x.label == "flash-attention":
                 bwd.append(Segment("flash-attention bwd", "compute", 2.5 * x.seconds))
-            elif x.label == "framework overhead":
-                bwd.append(Segment(x.label, "compute", 2 * x.seconds))
             else:
                 bwd.append(Segment(x.label + " bwd", "compute", 2 * x.seconds))
+        elif x.kind == "overhead":
+            bwd.append(Segment(x.label, "overhead", 2 * x.seconds))
         elif x.kind == "tp_comm":
             mirror = {"all_gather": "reduce-scatter (SP)", "reduce_scatter": "all-gather (SP)"}
             lbl = x.label

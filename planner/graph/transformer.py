@@ -19,7 +19,7 @@ from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
 from planner.graph.layer import HeadCosts, LayerCosts, Pass, head_costs, layer_costs
 from planner.graph.schedules import SCHEDULES
-from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params
+from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layers
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -94,7 +94,7 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
     p, v = s.pp, s.vpp
     m = s.micro_batches
     V = p * v
-    Lc = model.num_layers // V  # layers per virtual stage
+    layers = stage_layers(model.num_layers, V)
     dp_group = Group(s.data_parallel * s.cp, s.tp)
     pp_stride = s.tp * s.cp * s.data_parallel
     p2p_bytes = s.micro_batch * (model.seq_len // s.cp) * model.hidden_size * b.comp.elem_bytes / s.tp
@@ -125,12 +125,19 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
         for phase, c, mb in ops:
             vs = c * p + r
             if phase == "F":
-                parts = [(lc.forward, Lc)]
+                parts = [(lc.forward, layers[vs])]
                 if vs == 0:
                     parts.insert(0, (hc.embed_forward, 1))
                 if vs == V - 1:
                     parts.append((hc.head_forward, 1))
-                node = b.add(("F", vs, mb), f"{r}/compute", "compute", f"F{mb} stage {vs}", rank=r, **_compute_attrs(parts))
+                node = b.add(
+                    ("F", vs, mb),
+                    f"{r}/compute",
+                    "compute",
+                    f"F{mb} stage {vs}",
+                    rank=r,
+                    **_compute_attrs(parts),
+                )
                 chain(node)
                 if vs > 0:
                     b.g.add_edge(("SF", vs - 1, mb), node)
@@ -145,22 +152,40 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
             if vs == V - 1:
                 pieces.append(([(hc.head_backward, 1)], params_head))
             if split:
-                for _ in range(Lc):
+                for _ in range(layers[vs]):
                     pieces.append(([(x, 1) for x in bwd_passes], params_layer))
             else:
-                pieces.append(([(x, Lc) for x in bwd_passes], Lc * params_layer))
+                pieces.append(([(x, layers[vs]) for x in bwd_passes], layers[vs] * params_layer))
             if vs == 0:
                 pieces.append(([(hc.embed_backward, 1)], params_embed))
             if not split:  # one task
                 merged: list[tuple[Pass, int]] = [pp for parts, _ in pieces for pp in parts]
-                nodes = [b.add(("B", vs, mb), f"{r}/compute", "compute", f"B{mb} stage {vs}", rank=r, **_compute_attrs(merged))]
+                nodes = [
+                    b.add(
+                        ("B", vs, mb),
+                        f"{r}/compute",
+                        "compute",
+                        f"B{mb} stage {vs}",
+                        rank=r,
+                        **_compute_attrs(merged),
+                    )
+                ]
                 params_done = [sum(x for _, x in pieces)]
             else:
                 nodes = []
                 params_done = []
                 for j, (parts, prm) in enumerate(pieces):
                     key = ("B", vs, mb) if j == len(pieces) - 1 else ("B", vs, mb, j)
-                    nodes.append(b.add(key, f"{r}/compute", "compute", f"B{mb} stage {vs} part {j}", rank=r, **_compute_attrs(parts)))
+                    nodes.append(
+                        b.add(
+                            key,
+                            f"{r}/compute",
+                            "compute",
+                            f"B{mb} stage {vs} part {j}",
+                            rank=r,
+                            **_compute_attrs(parts),
+                        )
+                    )
                     params_done.append(prm)
             for nd in nodes:
                 chain(nd)
@@ -195,13 +220,15 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
     _optimizer(b, last_ops, rank_params(model, s), dp_group)
 
 
-def _optimizer(b: _Builder, last_ops: list[tuple[int, tuple, list[tuple]]], params_per_rank: list[float], dp: Group) -> None:
+def _optimizer(
+    b: _Builder, last_ops: list[tuple[int, tuple, list[tuple]]], params_per_rank: list[float], dp: Group
+) -> None:
     """Global gradient-norm sync, then each rank's optimizer step (and ZeRO parameter gather)."""
     s, coll = b.s, b.coll
     world = Group(b.s.tp * b.s.cp * b.s.data_parallel * b.s.pp, 1)
     sync_cost = coll.cost("all_reduce", 8, world)
     sync = b.add(("SYNC",), "global", "optimizer", "grad-norm all-reduce", duration=sync_cost.total_s, rank=-1)
-    for r, last_compute, dp_tasks in last_ops:
+    for _r, last_compute, dp_tasks in last_ops:
         b.g.add_edge(last_compute, sync)
         for t in dp_tasks:
             b.g.add_edge(t, sync)

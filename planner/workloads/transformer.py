@@ -140,7 +140,8 @@ class TransformerSpec(BaseModel):
     def active_params(self) -> int:
         """Parameters one token uses (== num_params for a dense model)."""
         dense_layer = self.attn_params + self.active_mlp_params + self.small_params_per_layer
-        return self.num_layers * dense_layer + self.embedding_params + self.lm_head_params
+        final_norm = self.hidden_size * (2 if self.bias else 1)
+        return self.num_layers * dense_layer + self.embedding_params + self.lm_head_params + final_norm
 
     # -- FLOPs --------------------------------------------------------------------------------
     @property
