@@ -284,13 +284,25 @@ def _fmt(v: Any) -> str:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from planner.validate import format_report, validate_file
+    from planner.calibration import DEFAULT
+    from planner.validate import GLOBAL_FITTED, format_report, markdown_report, validate_file
 
-    rep = validate_file(a.file)
+    reports = [validate_file(f) for f in a.file]
+    if a.markdown:
+        cmd = "planner validate " + " ".join(a.file) + f" --markdown {a.markdown}"
+        text = markdown_report(reports, cmd, {k: getattr(DEFAULT, k) for k in GLOBAL_FITTED})
+        try:
+            with open(a.markdown, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as e:
+            raise PlannerInputError("markdown", f"cannot write {a.markdown}: {e.strerror}") from None
     if a.json:
-        print(rep.model_dump_json(indent=2))
+        if len(reports) == 1:
+            print(reports[0].model_dump_json(indent=2))
+        else:
+            print(json.dumps({"reports": [r.model_dump() for r in reports]}, indent=2))
     else:
-        print(format_report(rep, verbose=a.verbose))
+        print("\n\n".join(format_report(r, verbose=a.verbose) for r in reports))
     return 0
 
 
@@ -325,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     cat.set_defaults(func=cmd_catalog)
 
     val = sub.add_parser("validate", help="predict published runs and report the error")
-    val.add_argument("file", help="CSV in the schema of shared/validation/README.md")
+    val.add_argument("file", nargs="+", help="CSV file(s) in the schema of shared/validation/README.md")
+    val.add_argument("--markdown", metavar="OUT", help="also write the validation report (docs/validation.md)")
     val.add_argument("--json", action="store_true")
     val.add_argument("--verbose", "-v", action="store_true", help="print every row")
     val.set_defaults(func=cmd_validate)

@@ -54,6 +54,9 @@ class Strategy(BaseModel):
     bucket_mb: float = Field(default=40.0, gt=0, description="gradient bucket size, millions of parameters")
     schedule: Schedule | None = Field(default=None, description="default 1f1b, interleaved when vpp > 1")
     attention: AttentionKernel = Field(default="flash", description="fused (FlashAttention) or unfused")
+    tp_comm_overlap: bool = Field(
+        default=False, description="overlap tensor-parallel communication with GEMMs (Megatron-Core --tp-comm-overlap)"
+    )
 
     @property
     def pipeline_schedule(self) -> str:

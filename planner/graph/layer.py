@@ -146,6 +146,8 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
             fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
         else:
             fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
+    if s.tp_comm_overlap and t > 1:
+        fwd = _overlap_tp_comm(fwd, comp.calib.tp_overlap_gemm_slowdown)
     # The host issues a layer's kernels in ``layer_host_s``; when the GPU work is shorter, the
     # GPU idles for the difference (launch-bound small layers).
     host = comp.calib.layer_host_s
@@ -187,6 +189,24 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
         rec = ()
         flops_rec = 0.0
     return LayerCosts(Pass(tuple(fwd)), Pass(tuple(bwd)), Pass(rec), flops_fwd, flops_rec)
+
+
+def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:
+    """Megatron-Core / Transformer Engine ``--tp-comm-overlap``: the tensor-parallel all-gathers and
+    reduce-scatters are split into chunks that run under the neighbouring GEMMs. The GEMMs lose the
+    SMs the communication kernels occupy (``slowdown``); only communication longer than the
+    layer's GEMMs stays exposed."""
+    gemm = sum(x.seconds for x in fwd if x.kind == "compute" and x.label in _TP_GEMMS)
+    comm = sum(x.seconds for x in fwd if x.kind == "tp_comm")
+    out = [x for x in fwd if x.kind != "tp_comm"]
+    out.append(Segment("GEMMs slowed by overlapped TP communication", "compute", gemm * slowdown))
+    exposed = max(0.0, comm - gemm * (1 + slowdown))
+    if exposed > 0:
+        out.append(Segment("TP communication not hidden by GEMMs", "tp_comm", exposed))
+    return out
+
+
+_TP_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
 
 
 def head_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> HeadCosts:
