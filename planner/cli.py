@@ -93,8 +93,9 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     st.add_argument("--zero", type=int, choices=(0, 1, 2, 3), help="ZeRO stage; 3 = FSDP full shard (default 0)")
     st.add_argument("--sequence-parallel", action="store_true", default=None, help="Megatron sequence parallelism")
     st.add_argument("--precision", choices=PRECISION_CHOICES, help="training precision (default bf16)")
-    st.add_argument("--schedule", choices=("gpipe", "1f1b", "interleaved"), help="pipeline schedule")
-    assert set(SCHEDULE_CHOICES) == {"gpipe", "1f1b", "interleaved"}
+    st.add_argument(
+        "--schedule", choices=SCHEDULE_CHOICES, help="pipeline schedule (default 1f1b; interleaved when vpp > 1)"
+    )
     st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
     st.add_argument(
         "--no-dp-overlap",

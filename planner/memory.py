@@ -75,6 +75,8 @@ def in_flight(s: Strategy, rank: int) -> int:
         return m * v
     if sched == "interleaved":
         return min((p - rank - 1) * 2 + (v - 1) * p + 1, m * v)
+    if sched == "zero-bubble":  # 1F1B's in-flight forwards plus up to p deferred weight gradients
+        return min(p - rank, m) + min(p, m)
     return min(p - rank, m)
 
 

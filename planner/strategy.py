@@ -16,12 +16,12 @@ from planner.hardware import Cluster
 from planner.workloads.transformer import TransformerSpec
 
 Recompute = Literal["none", "selective", "full"]
-Schedule = Literal["gpipe", "1f1b", "interleaved"]
+Schedule = Literal["gpipe", "1f1b", "interleaved", "zero-bubble"]
 AttentionKernel = Literal["flash", "unfused"]
 TrainPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 
 RECOMPUTE_CHOICES = ("none", "selective", "full")
-SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved")
+SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved", "zero-bubble")
 PRECISION_CHOICES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
 MAX_PASSES = 1_000_000

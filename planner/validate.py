@@ -257,7 +257,9 @@ def validate_rows(
     for line, row in enumerate(rows, start=2):
         m = _num(row, "measured_step_time_s", line, float)
         if m is None or m <= 0:
-            raise PlannerInputError(f"row {line} ({row.get('id', '?')}) measured_step_time_s", "must be a positive number")
+            raise PlannerInputError(
+                f"row {line} ({row.get('id', '?')}) measured_step_time_s", "must be a positive number"
+            )
         measured.append(m)
         row_scenario(row, line)  # parse every row first, so a bad value fails fast with its line
         jobs.append((row, line, calib))
@@ -414,7 +416,13 @@ def markdown_report(reports: list[ValidationReport], command: str, constants: di
     out += ["| file | rows | median | mean | max |", "|---|---:|---:|---:|---:|"]
     for rep in reports:
         out.append(f"| {Path(rep.file).name} | {cells(rep.with_defaults)} |")
-    out += ["", "## The twelve largest errors", "", "| row | predicted s | measured s | error | blank fields |", "|---|---:|---:|---:|---|"]
+    out += [
+        "",
+        "## The twelve largest errors",
+        "",
+        "| row | predicted s | measured s | error | blank fields |",
+        "|---|---:|---:|---:|---|",
+    ]
     rows = [r for rep in reports for r in rep.rows if r.error is not None]
     for r in sorted(rows, key=lambda r: -abs(r.error or 0))[:12]:
         out.append(

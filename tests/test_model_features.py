@@ -80,3 +80,55 @@ def test_tp_comm_overlap_hides_communication() -> None:
 def test_framework_assumptions(framework: str, accelerator: str, attention: str, overlap: bool) -> None:
     assert attention_kernel(framework, accelerator) == attention
     assert tp_comm_overlap(framework, accelerator) is overlap
+
+
+def _uniform_pipeline_makespan(p: int, m: int, zero_bubble: bool) -> float:
+    import networkx as nx
+
+    from planner.engine import play
+    from planner.graph.schedules import one_f_one_b, zero_bubble_h1
+
+    g = nx.DiGraph()
+    for r in range(p):
+        ops = zero_bubble_h1(p, m, r) if zero_bubble else one_f_one_b(p, m, r)
+        prev = None
+        for i, (ph, _c, mb) in enumerate(ops):
+            d = {"F": 1.0, "B": 1.0 if zero_bubble else 2.0, "W": 1.0}[ph]
+            node = (ph, r, mb)
+            g.add_node(node, stream=str(r), order=i, duration=d, kind="compute")
+            if prev is not None:
+                g.add_edge(prev, node)
+            prev = node
+            if ph == "F" and r > 0:
+                g.add_edge(("F", r - 1, mb), node)
+            if ph == "B":
+                g.add_edge(("F", r, mb), node)
+                if r < p - 1:
+                    g.add_edge(("B", r + 1, mb), node)
+            if ph == "W":
+                g.add_edge(("B", r, mb), node)
+    return play(g).makespan_s
+
+
+@pytest.mark.parametrize(("p", "m"), [(4, 8), (8, 32), (16, 32)])
+def test_zero_bubble_schedule_on_uniform_stages(p: int, m: int) -> None:
+    from planner.graph.schedules import zero_bubble_h1
+
+    for stage in range(p):
+        ops = zero_bubble_h1(p, m, stage)
+        assert sorted(ops) == sorted([(ph, 0, k) for ph in "FBW" for k in range(m)])
+        pos = {op: i for i, op in enumerate(ops)}
+        assert all(pos[("F", 0, k)] < pos[("B", 0, k)] < pos[("W", 0, k)] for k in range(m))
+    # F = B = W = 1: 1F1B takes (m + p - 1)(F + B + W); zero-bubble m(F + B + W) + (p - 1)(F + B - W)
+    assert _uniform_pipeline_makespan(p, m, zero_bubble=False) == pytest.approx((m + p - 1) * 3)
+    assert _uniform_pipeline_makespan(p, m, zero_bubble=True) == pytest.approx(m * 3 + (p - 1))
+
+
+def test_zero_bubble_shrinks_the_bubble_of_a_real_step() -> None:
+    kw = dict(accelerator="a100-sxm-80gb", gpus=1024, tp=8, pp=16, micro_batch=1, global_batch=256, recompute="full")
+    one = planner.simulate("gpt3-175b", **kw)
+    zb = planner.simulate("gpt3-175b", schedule="zero-bubble", **kw)
+    assert zb.breakdown.bubble_s < 0.8 * one.breakdown.bubble_s
+    assert zb.step_time_s < one.step_time_s
+    with pytest.raises(planner.PlannerInputError, match="vpp"):
+        planner.simulate("gpt3-175b", schedule="zero-bubble", vpp=2, **kw)

@@ -44,6 +44,8 @@ class LayerCosts:
     recompute: Pass  # the extra forward work before backward (empty when none)
     flops_forward: float  # FLOPs executed by one forward on this rank (hardware FLOPs)
     flops_recompute: float
+    backward_input: Pass  # the input-gradient part of backward (B in zero-bubble schedules)
+    backward_weight: Pass  # the weight-gradient GEMMs (W in zero-bubble schedules)
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,17 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
 
     # --- backward: every GEMM twice (data and weight gradients), attention 2.5x (FlashAttention-2
     # backward recomputes the scores), memory-bound kernels twice, the same collectives.
+    # Linear layers split into the input gradient (dgrad, on the critical path) and the weight
+    # gradient (wgrad), which zero-bubble schedules defer to fill the pipeline's bubbles.
     bwd: list[Segment] = []
+    wgrad: list[Segment] = []
     for x in reversed(fwd):
         if x.kind == "compute":
             if x.label == "flash-attention":
                 bwd.append(Segment("flash-attention bwd", "compute", 2.5 * x.seconds))
+            elif x.label in _WEIGHT_GEMMS:
+                bwd.append(Segment(x.label + " dgrad", "compute", x.seconds))
+                wgrad.append(Segment(x.label + " wgrad", "compute", x.seconds))
             else:
                 bwd.append(Segment(x.label + " bwd", "compute", 2 * x.seconds))
         elif x.kind == "overhead":
@@ -188,7 +196,15 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
     else:
         rec = ()
         flops_rec = 0.0
-    return LayerCosts(Pass(tuple(fwd)), Pass(tuple(bwd)), Pass(rec), flops_fwd, flops_rec)
+    return LayerCosts(
+        Pass(tuple(fwd)),
+        Pass(tuple(bwd + wgrad)),
+        Pass(rec),
+        flops_fwd,
+        flops_rec,
+        Pass(tuple(bwd)),
+        Pass(tuple(wgrad)),
+    )
 
 
 def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:
@@ -205,6 +221,8 @@ def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:
         out.append(Segment("TP communication not hidden by GEMMs", "tp_comm", exposed))
     return out
 
+
+_WEIGHT_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
 
 _TP_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
 

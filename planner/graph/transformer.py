@@ -99,7 +99,9 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
     pp_stride = s.tp * s.cp * s.data_parallel
     p2p_bytes = s.micro_batch * (model.seq_len // s.cp) * model.hidden_size * b.comp.elem_bytes / s.tp
     p2p = coll.cost("p2p", p2p_bytes, Group(max(p, 2), pp_stride))
-    bwd_passes = [lc.recompute, lc.backward]
+    zero_bubble = s.pipeline_schedule == "zero-bubble"
+    # zero-bubble schedules run the weight gradients as separate W passes
+    bwd_passes = [lc.recompute, lc.backward_input if zero_bubble else lc.backward]
     params_layer = layer_params_local(model, s)
     params_embed = model.embedding_params / s.tp
     params_head = model.lm_head_params / s.tp
@@ -146,8 +148,24 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
                     b.g.add_edge(node, snd)
                     pending_sends.append(snd)
                 continue
+            if phase == "W":
+                stage_params = layers[vs] * params_layer + (params_embed if vs == 0 else 0)
+                stage_params += params_head if vs == V - 1 else 0
+                node = b.add(
+                    ("W", vs, mb),
+                    f"{r}/compute",
+                    "compute",
+                    f"W{mb} stage {vs}",
+                    rank=r,
+                    **_compute_attrs([(lc.backward_weight, layers[vs])]),
+                )
+                chain(node)
+                b.g.add_edge(("B", vs, mb), node)
+                if mb == m - 1:
+                    ready_grads.append((node, stage_params))
+                continue
             # backward: split per layer on the last micro-batch so gradient buckets can overlap
-            split = s.dp_overlap and mb == m - 1 and s.data_parallel * s.cp > 1
+            split = s.dp_overlap and mb == m - 1 and s.data_parallel * s.cp > 1 and not zero_bubble
             pieces: list[tuple[list[tuple[Pass, int]], float]] = []
             if vs == V - 1:
                 pieces.append(([(hc.head_backward, 1)], params_head))
@@ -196,7 +214,7 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
                 snd = b.add_comm(("SB", vs, mb), r, "p2p", "pp_comm", f"send grad {mb}", p2p)
                 b.g.add_edge(nodes[-1], snd)
                 pending_sends.append(snd)
-            if mb == m - 1:
+            if mb == m - 1 and not zero_bubble:
                 ready_grads += list(zip(nodes, params_done, strict=True))
         assert prev is not None
         last_compute = prev
