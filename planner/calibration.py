@@ -25,7 +25,7 @@ Sources (keys as in ../shared/reference/hardware.md):
 
 Five constants are fitted, globally, on the even-position rows of the three validation files
 (``tools/fit_global.py``) and reported on the odd-position rows (docs/validation.md):
-:attr:`gemm_mamf_fraction` (0.90), :attr:`attention_fraction` (0.30), :attr:`layer_host_s` (0.9 ms),
+:attr:`gemm_mamf_fraction` (0.90), :attr:`attention_fraction` (0.40), :attr:`layer_host_s` (0.9 ms),
 :attr:`hbm_efficiency` (0.80) and :attr:`nic_efficiency` (0.75). Each is a physical quantity with a
 plausible range, and each fitted value lies inside it. None is per run, model, source or framework.
 """
@@ -61,7 +61,7 @@ class Calibration(BaseModel):
         description="fixed start-up cost of one GEMM (Calculon S9 size curve: F_half 0.6 GFLOP at 271 TFLOP/s)",
     )
     attention_fraction: float = Field(
-        default=0.30,
+        default=0.40,
         gt=0,
         le=1,
         description=(
@@ -120,13 +120,13 @@ class Calibration(BaseModel):
         description="point-to-point send/recv fraction of link rate (S2 p2pBandwidthLatencyTest 83-91 %)",
     )
 
-    tp_overlap_gemm_slowdown: float = Field(
+    comm_sm_slowdown: float = Field(
         default=0.08,
         ge=0,
         le=1,
         description=(
-            "GEMM slowdown while TP communication runs under it: the communication kernels hold SMs "
-            "(Transformer Engine userbuffers use up to 16 of H100's 132 SMs, i.e. up to 12 %)"
+            "compute slowdown while a collective runs under it: NCCL and userbuffers kernels hold SMs "
+            "(one per channel; Transformer Engine's userbuffers use up to 16 of H100's 132 SMs, i.e. up to 12 %)"
         ),
     )
 

@@ -149,7 +149,7 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
         else:
             fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
     if s.tp_comm_overlap and t > 1:
-        fwd = _overlap_tp_comm(fwd, comp.calib.tp_overlap_gemm_slowdown)
+        fwd = _overlap_tp_comm(fwd, comp.calib.comm_sm_slowdown)
     # The host issues a layer's kernels in ``layer_host_s``; when the GPU work is shorter, the
     # GPU idles for the difference (launch-bound small layers).
     host = comp.calib.layer_host_s

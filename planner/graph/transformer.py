@@ -17,7 +17,7 @@ import networkx as nx
 
 from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
-from planner.graph.layer import HeadCosts, LayerCosts, Pass, head_costs, layer_costs
+from planner.graph.layer import HeadCosts, LayerCosts, Pass, Segment, head_costs, layer_costs
 from planner.graph.schedules import SCHEDULES
 from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layers
 from planner.strategy import Strategy
@@ -285,6 +285,19 @@ def _build_fsdp(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
         prev = node
 
     bwd_passes = [lc.recompute, lc.backward]
+    # NCCL kernels running under a layer's compute hold SMs: the layer slows by that share for
+    # as long as the gathers (forward) or gathers and reduce-scatters (backward) overlap it.
+    share = b.comp.calib.comm_sm_slowdown
+    fwd_s = lc.forward.seconds
+    bwd_s = lc.recompute.seconds + lc.backward.seconds
+    contention_f = Pass((Segment("SMs shared with overlapped NCCL", "compute", share * min(ag_layer.total_s, fwd_s)),))
+    contention_b = Pass(
+        (
+            Segment(
+                "SMs shared with overlapped NCCL", "compute", share * min(ag_layer.total_s + rs_layer.total_s, bwd_s)
+            ),
+        )
+    )
     last_rs: list[tuple] = []
     for mb in range(m):
         root = b.add_comm(("AGR", mb), r, "ag", "dp_comm", "all-gather embedding/head", ag_root)
@@ -297,7 +310,7 @@ def _build_fsdp(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
             b.g.add_edge(ag_prev, ag)
             if i >= 2:
                 b.g.add_edge(fwd_nodes[i - 2], ag)  # prefetch depth one layer
-            parts = [(lc.forward, 1)]
+            parts = [(lc.forward, 1), (contention_f, 1 if dp.size > 1 else 0)]
             if i == 0:
                 parts.insert(0, (hc.embed_forward, 1))
             if i == L - 1:
@@ -317,7 +330,7 @@ def _build_fsdp(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
                 b.g.add_edge(bwd_nodes[j - 2], ag)
             elif j == 0:
                 b.g.add_edge(fwd_nodes[-1], ag)
-            parts = [(x, 1) for x in bwd_passes]
+            parts = [(x, 1) for x in bwd_passes] + [(contention_b, 1 if dp.size > 1 else 0)]
             if i == L - 1:
                 parts.insert(0, (hc.head_backward, 1))
             if i == 0:
