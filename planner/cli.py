@@ -31,32 +31,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"planner: error: {message} (see '{self.prog} --help')\n")
 
 
-def _positive_int(name: str) -> Callable[[str], int]:
-    def conv(text: str) -> int:
+def _positive(name: str, kind: type[int] | type[float] = int) -> Callable[[str], float]:
+    """An argparse type that accepts only a positive number of ``kind``, naming the flag if not."""
+    what = "an integer" if kind is int else "a number"
+
+    def conv(text: str) -> float:
         try:
-            v = int(text)
+            v = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got '{text}'") from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a positive integer, got {v}")
+            raise argparse.ArgumentTypeError(f"{name} must be {what}, got '{text}'") from None
+        if not v > 0:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {'a positive integer' if kind is int else '> 0'}, got {text}"
+            )
         return v
 
     conv.__name__ = name
     return conv
+
+
+def _positive_int(name: str) -> Callable[[str], float]:
+    return _positive(name, int)
 
 
 def _positive_float(name: str) -> Callable[[str], float]:
-    def conv(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got '{text}'") from None
-        if not v > 0:
-            raise argparse.ArgumentTypeError(f"{name} must be > 0, got {text}")
-        return v
-
-    conv.__name__ = name
-    return conv
+    return _positive(name, float)
 
 
 def add_hardware_args(p: argparse.ArgumentParser) -> None:
