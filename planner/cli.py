@@ -135,9 +135,11 @@ def hardware_kwargs(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
+    from planner.recsys.report import format_recsys
     from planner.simulate import simulate
 
-    r = simulate(a.model, seq_len=a.seq_len, **hardware_kwargs(a), **strategy_kwargs(a))
+    extra = {"sharding": a.sharding} if getattr(a, "sharding", None) else {}
+    r = simulate(a.model, seq_len=a.seq_len, **hardware_kwargs(a), **strategy_kwargs(a), **extra)
     if a.trace:
         try:
             n = r.write_trace(a.trace)
@@ -148,7 +150,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if a.json:
         print(r.model_dump_json(indent=2))
     else:
-        print(format_result(r))
+        print(format_result(r) if getattr(r, "kind", "transformer") != "recsys" else format_recsys(r))
     return 0
 
 
@@ -309,6 +311,143 @@ def cmd_validate(a: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------ parser
 
 
+def _goodput_model(a: argparse.Namespace) -> Any:
+    from planner.search.goodput import GoodputModel
+
+    fields = {
+        "failures_per_gpu_hour": a.failures_per_gpu_hour,
+        "storage_gb_s_per_gpu": a.storage_gb_s_per_gpu,
+        "restart_s": a.restart_s,
+    }
+    return GoodputModel(**{k: v for k, v in fields.items() if v is not None})
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from planner.search import search
+    from planner.search.format import format_search
+
+    hw = hardware_kwargs(a)
+    n = hw["gpus"]
+    min_gpus = a.min_gpus if a.min_gpus is not None else max(1, n // 4)
+    if min_gpus > n:
+        raise PlannerInputError("min_gpus", f"must be at most --gpus {n}, got {min_gpus}")
+    r = search(
+        a.model,
+        seq_len=a.seq_len,
+        global_batch=a.global_batch,
+        objective=a.objective,
+        top=a.top,
+        min_gpus=min_gpus,
+        tokens=a.tokens,
+        goodput=_goodput_model(a),
+        workers=a.workers,
+        progress=not a.json,
+        **hw,
+    )
+    print(r.model_dump_json(indent=2) if a.json else format_search(r))
+    return 0
+
+
+def cmd_compare(a: argparse.Namespace) -> int:
+    from planner.search import compare
+    from planner.search.format import format_compare
+
+    instances = [x.strip() for x in a.instances.split(",") if x.strip()]
+    r = compare(
+        a.model,
+        instances=instances,
+        gpus=a.gpus,
+        tokens=a.tokens,
+        deadline_days=a.deadline_days,
+        budget_usd=a.budget_usd,
+        max_gpus=a.max_gpus,
+        objective=a.objective,
+        global_batch=a.global_batch,
+        seq_len=a.seq_len,
+        goodput=_goodput_model(a),
+        workers=a.workers,
+        progress=not a.json,
+    )
+    print(r.model_dump_json(indent=2) if a.json else format_compare(r))
+    return 0
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    run = p.add_argument_group("whole run: failures and checkpoints")
+    run.add_argument(
+        "--failures-per-gpu-hour",
+        type=_positive_float("--failures-per-gpu-hour"),
+        help="interruption rate (default 1.97e-5: Llama 3, 419 in 54 days on 16,384 GPUs)",
+    )
+    run.add_argument(
+        "--storage-gb-s-per-gpu",
+        type=_positive_float("--storage-gb-s-per-gpu"),
+        help="checkpoint write bandwidth per GPU (default 0.122: Llama 3's 2 TB/s over 16K GPUs)",
+    )
+    run.add_argument("--restart-s", type=_positive_float("--restart-s"), help="restart time per failure (default 600)")
+    p.add_argument(
+        "--workers", type=_positive_int("--workers"), help="processes for the full simulations (default: cores)"
+    )
+
+
+def add_search_commands(sub: Any) -> None:
+    """The ``search`` and ``compare`` subcommands (planner.search)."""
+    from planner.search.types import OBJECTIVES
+
+    se = sub.add_parser(
+        "search",
+        help="find the best layout: enumerate, estimate, simulate the finalists, rank",
+        description=(
+            "Enumerate every valid layout (tp, pp, vpp, dp, micro-batch, recomputation, ZeRO, sequence"
+            " parallelism), drop what breaks a rule or does not fit, estimate the rest in closed form, fully"
+            " simulate the finalists and rank them. Also tries halvings of --gpus down to --min-gpus for the"
+            " Pareto front of time against cost."
+        ),
+        epilog=FORMULAS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    se.add_argument("--model", default="gpt3-1.7b", help="model preset or YAML file (default gpt3-1.7b)")
+    add_hardware_args(se)
+    se.add_argument(
+        "--global-batch", type=_positive_int("--global-batch"), help="sequences per step (default ~4M tokens)"
+    )
+    se.add_argument("--seq-len", type=_positive_int("--seq-len"), help="sequence length (default: the model's)")
+    se.add_argument("--objective", choices=OBJECTIVES, default="time", help="rank by step time or cost (default time)")
+    se.add_argument("--top", type=_positive_int("--top"), default=10, help="layouts to list (default 10)")
+    se.add_argument(
+        "--min-gpus", type=_positive_int("--min-gpus"), help="also try halvings down to this (default GPUs/4)"
+    )
+    se.add_argument("--tokens", type=_positive_float("--tokens"), help="tokens of the whole run (default 20 x params)")
+    se.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_run_args(se)
+    se.set_defaults(func=cmd_search)
+
+    co = sub.add_parser(
+        "compare",
+        help="compare instance types: best layout, days and dollars to train",
+        description=(
+            "For each instance type, the best layout at --gpus (or the count that meets --deadline-days, or the"
+            " fastest within --budget-usd, or the cheapest), with time and cost to train --tokens including"
+            " failures and checkpoints."
+        ),
+    )
+    co.add_argument("--model", default="gpt3-1.7b", help="model preset or YAML file (default gpt3-1.7b)")
+    co.add_argument("--instances", required=True, help="comma-separated instance ids (planner catalog instances)")
+    co.add_argument("--gpus", type=_positive_int("--gpus"), help="GPUs on every instance type (default: chosen)")
+    co.add_argument("--tokens", type=_positive_float("--tokens"), help="tokens to train (default 20 x params)")
+    co.add_argument("--deadline-days", type=_positive_float("--deadline-days"), help="choose the GPUs that meet this")
+    co.add_argument("--budget-usd", type=_positive_float("--budget-usd"), help="choose the fastest within this")
+    co.add_argument("--max-gpus", type=_positive_int("--max-gpus"), default=4096, help="largest count tried (4096)")
+    co.add_argument("--objective", choices=OBJECTIVES, default="cost", help="sort by total cost or time (default cost)")
+    co.add_argument(
+        "--global-batch", type=_positive_int("--global-batch"), help="sequences per step (default ~4M tokens)"
+    )
+    co.add_argument("--seq-len", type=_positive_int("--seq-len"), help="sequence length (default: the model's)")
+    co.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_run_args(co)
+    co.set_defaults(func=cmd_compare)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="planner",
@@ -329,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_strategy_args(sim)
     sim.add_argument("--json", action="store_true", help="print the result as one JSON object")
     sim.add_argument("--trace", metavar="FILE", help="write the step timeline as a Chrome/Perfetto trace")
+    sim.add_argument(
+        "--sharding",
+        choices=("table", "row", "column", "data", "auto"),
+        help="recommendation models: force one embedding sharding type on every table (default auto: planned)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     cat = sub.add_parser("catalog", help="list accelerators, instances, clusters and models")
@@ -342,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--json", action="store_true")
     val.add_argument("--verbose", "-v", action="store_true", help="print every row")
     val.set_defaults(func=cmd_validate)
+    add_search_commands(sub)
     return p
 
 

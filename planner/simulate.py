@@ -5,6 +5,8 @@ workload + cluster + strategy -> check_layout -> graph (networkx) -> engine (sim
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +21,7 @@ from planner.hardware import Cluster, resolve_cluster
 from planner.memory import memory
 from planner.report import Cost, StepResult, breakdown
 from planner.strategy import Strategy, check_layout
+from planner.workloads.recsys import RecsysSpec, is_recsys_preset, load_recsys
 from planner.workloads.transformer import TransformerSpec, load_model
 
 STRATEGY_FIELDS = tuple(Strategy.model_fields)
@@ -35,8 +38,54 @@ def make_strategy(**fields: Any) -> Strategy:
         raise pydantic_message("strategy", e) from None
 
 
+def resolve_model(
+    model: str | TransformerSpec | RecsysSpec, seq_len: int | None = None
+) -> TransformerSpec | RecsysSpec:
+    """A workload from a preset name (transformer or recsys), a YAML file (its ``kind`` field says
+    which: ``transformer``, the default, or ``recsys``) or a spec object."""
+    if not isinstance(model, str):
+        if seq_len is not None and isinstance(model, TransformerSpec):
+            return model.model_copy(update={"seq_len": seq_len})
+        return model
+    if is_recsys_preset(model):
+        spec: TransformerSpec | RecsysSpec = load_recsys(model)
+    elif model.endswith((".yaml", ".yml")) or "/" in model:
+        from planner.hardware import load_yaml
+
+        data = load_yaml(Path(model), "model")
+        if isinstance(data, dict) and data.get("kind") == "recsys":
+            data.setdefault("name", Path(model).stem)
+            spec = load_recsys(data)
+        else:
+            spec = load_model(model, seq_len)
+    else:
+        spec = load_model(model, seq_len)
+    if seq_len is not None and isinstance(spec, RecsysSpec):
+        raise PlannerInputError("seq_len", "a recommendation model has no sequence length")
+    return spec
+
+
+def _simulate_transformer(
+    spec: Any, hw: Cluster, strategy: Any, calib: Calibration, strategy_fields: dict[str, Any]
+) -> StepResult:
+    strat = strategy if strategy is not None else make_strategy(**strategy_fields)
+    return simulate_scenario(spec, hw, strat, calib)
+
+
+def _simulate_recsys(spec: Any, hw: Cluster, strategy: Any, calib: Calibration, strategy_fields: dict[str, Any]) -> Any:
+    from planner.recsys.run import make_recsys_strategy, simulate_recsys
+
+    strat = strategy if strategy is not None else make_recsys_strategy(**strategy_fields)
+    return simulate_recsys(spec, hw, strat, calib)
+
+
+SIMULATORS: dict[str, Callable[..., Any]] = {"transformer": _simulate_transformer, "recsys": _simulate_recsys}
+"""Workload kind (the spec's ``kind`` field) -> the function that simulates it. A new workload
+family is a new entry here and a new graph builder; nothing else dispatches on the kind."""
+
+
 def simulate(
-    model: str | TransformerSpec = "gpt3-1.7b",
+    model: str | TransformerSpec | RecsysSpec = "gpt3-1.7b",
     *,
     cluster: str | Cluster | None = None,
     instance: str | None = None,
@@ -51,7 +100,10 @@ def simulate(
 ) -> StepResult:
     """Predict one training step.
 
-    ``model`` is a preset name, a YAML path or a :class:`TransformerSpec`; the hardware is one of
+    ``model`` is a preset name, a YAML path, a :class:`TransformerSpec` or a :class:`RecsysSpec`
+    (recommendation models take ``global_batch``, ``precision``, ``sharding`` =
+    table|row|column|data|auto, ``placement``, ``host_memory_gib`` and return a
+    :class:`~planner.report.RecsysStepResult`); the hardware is one of
     ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
     ``accelerator`` with ``gpus``; the layout is ``strategy`` or its fields as keywords
     (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...).
@@ -59,9 +111,7 @@ def simulate(
     >>> r = simulate("gpt3-175b", accelerator="a100-sxm-80gb", gpus=1024, tp=8, pp=16,
     ...              micro_batch=1, global_batch=1536, recompute="full")   # doctest: +SKIP
     """
-    spec = load_model(model, seq_len) if isinstance(model, str) else model
-    if seq_len is not None and not isinstance(model, str):
-        spec = spec.model_copy(update={"seq_len": seq_len})
+    spec = resolve_model(model, seq_len)
     if isinstance(cluster, Cluster):
         hw = cluster
     else:
@@ -75,8 +125,7 @@ def simulate(
             gpus_per_node=gpus_per_node,
             inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
         )
-    strat = strategy if strategy is not None else make_strategy(**strategy_fields)
-    return simulate_scenario(spec, hw, strat, calibration or DEFAULT)
+    return SIMULATORS[spec.kind](spec, hw, strategy, calibration or DEFAULT, strategy_fields)
 
 
 def simulate_scenario(model: TransformerSpec, cluster: Cluster, strategy: Strategy, calib: Calibration) -> StepResult:

@@ -14,6 +14,15 @@ framework, stated once here and in docs/validation.md):
   Megatron-DeepSpeed (vTrain, BLOOM, MT-NLG: ``--use-flash-attn`` off by default) and Korthikanti.
 * tensor-parallel communication overlapped with GEMMs (``tp_comm_overlap``) for NeMo and
   Megatron-Core on Hopper and later, whose published performance recipes enable it.
+
+Recommendation rows (``measured_samples_per_s``; NVIDIA DeepLearningExamples TF2 DLRM/DCNv2) are
+predicted with that framework's documented choices, stated once here (:data:`DLE_TF2`): TF2 + XLA,
+AMP for the MLPs (the row's ``precision``) with embeddings stored and exchanged in FP32, NVIDIA
+distributed-embeddings' ``memory_balanced`` table placement with column slicing above 10e9 elements,
+each rank reading its own tables' ids (no input all-to-all), and the DGX's host memory for tables
+offloaded to the CPU. The row's model preset variant follows its ``model_config``: "frequency
+threshold N" selects the ``-tN`` cardinalities; "113B params" the T0 ones. Error =
+predicted samples/s / measured - 1.
 """
 
 from __future__ import annotations
@@ -90,6 +99,8 @@ class RowResult(BaseModel):
     error: float | None
     defaulted: list[str]
     problem: str | None = None
+    predicted_samples_per_s: float | None = None  # recommendation rows
+    measured_samples_per_s: float | None = None
 
 
 class Summary(BaseModel):
@@ -229,9 +240,12 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
         raise PlannerInputError("file", f"{p} has no data rows")
     cols = set(rows[0])
     if "measured_samples_per_s" in cols:
-        raise PlannerInputError(
-            "file", f"{p} holds recommendation-model rows; planner validates transformer rows so far"
-        )
+        missing = [c for c in RECSYS_COLUMNS if c not in cols]
+        if missing:
+            raise PlannerInputError(
+                "file", f"{p} lacks the column(s) {', '.join(missing)} of the recommendation schema"
+            )
+        return rows
     missing = [c for c in TRANSFORMER_COLUMNS if c not in cols]
     if missing:
         raise PlannerInputError("file", f"{p} lacks the column(s) {', '.join(missing)} of the transformer schema")
@@ -303,7 +317,113 @@ def validate_rows(
 
 
 def validate_file(path: str | Path, calib: Calibration = DEFAULT) -> ValidationReport:
-    return validate_rows(read_rows(path), calib, str(path))
+    rows = read_rows(path)
+    if "measured_samples_per_s" in rows[0]:
+        return validate_recsys_rows(rows, calib, str(path))
+    return validate_rows(rows, calib, str(path))
+
+
+# ------------------------------------------------------------------------ recommendation rows
+
+RECSYS_COLUMNS = ("id", "source", "model", "accelerator", "num_gpus", "precision", "measured_samples_per_s")
+"""Columns a recommendation validation file must have (others are optional)."""
+
+RECSYS_DEFAULTABLE = ("global_batch", "gpus_per_node", "inter_node_gbps_per_gpu")
+
+DLE_TF2: dict[str, Any] = {"placement": "memory_balanced"}
+"""NVIDIA DeepLearningExamples TF2 DLRM/DCNv2 (see the module docstring): distributed-embeddings'
+memory-balanced placement; embeddings FP32 (the presets' dtype); no input all-to-all."""
+
+DGX_HOST_MEMORY_GIB = {"a100-sxm-80gb": 2048.0, "a100-sxm-40gb": 1024.0, "v100-sxm2-32gb": 512.0}
+"""System memory of the DGX the DeepLearningExamples ran on (NVIDIA DGX A100 datasheet: 2 TB with
+80 GB GPUs, 1 TB with 40 GB; DGX-1 with V100 32GB: 512 GB), for tables offloaded to the CPU."""
+
+
+def recsys_row_model(row: dict[str, str], line: int) -> Any:
+    """The preset of a recommendation row: its ``model``, in the variant its ``model_config`` names."""
+    import re
+
+    from planner.workloads.recsys import is_recsys_preset, load_recsys, recsys_preset_names
+
+    base = (row.get("model") or "").strip()
+    if not is_recsys_preset(base):
+        from planner.errors import unknown_id
+
+        raise unknown_id(f"row {line} ({row.get('id', '?')}) model", base, recsys_preset_names())
+    cfg = row.get("model_config") or ""
+    m = re.search(r"frequency threshold (\d+)", cfg)
+    if m and is_recsys_preset(f"{base}-t{m.group(1)}"):
+        return load_recsys(f"{base}-t{m.group(1)}")
+    p = re.search(r"(\d+(?:\.\d+)?)\s*B params", cfg)
+    if p:
+        want = float(p.group(1)) * 1e9
+        variants = [n for n in recsys_preset_names() if n.startswith(base + "-t")] or [base]
+        return min((load_recsys(n) for n in variants), key=lambda s: abs(s.num_params - want))
+    return load_recsys(base)
+
+
+def validate_recsys_rows(rows: list[dict[str, str]], calib: Calibration = DEFAULT, file: str = "") -> ValidationReport:
+    """Predict every recommendation row (samples/s) and summarise as :func:`validate_rows` does."""
+    from planner.recsys.run import make_recsys_strategy, simulate_recsys
+
+    results: list[RowResult] = []
+    for line, row in enumerate(rows, start=2):
+        rid = row.get("id", f"row{line}")
+        meas = _num(row, "measured_samples_per_s", line, float)
+        if meas is None or meas <= 0:
+            raise PlannerInputError(f"row {line} ({rid}) measured_samples_per_s", "must be a positive number")
+        defaulted = [c for c in RECSYS_DEFAULTABLE if (row.get(c) or "").strip() == ""]
+        if (_num(row, "num_gpus", line) or 1) <= (_num(row, "gpus_per_node", line) or 8):
+            defaulted = [c for c in defaulted if c != "inter_node_gbps_per_gpu"]  # one node: no scale-out
+        spec = recsys_row_model(row, line)
+        acc = (row.get("accelerator") or "").strip()
+        cluster = resolve_cluster(
+            gpus=_num(row, "num_gpus", line),
+            accelerator=acc,
+            gpus_per_node=_num(row, "gpus_per_node", line),
+            inter_node_gbps_per_gpu=_num(row, "inter_node_gbps_per_gpu", line, float),
+        )
+        gb = _num(row, "global_batch", line) or spec.default_global_batch
+        fields = dict(DLE_TF2, global_batch=gb, precision=(row.get("precision") or "").strip() or None,
+                      host_memory_gib=DGX_HOST_MEMORY_GIB.get(acc))  # fmt: skip
+        strategy = make_recsys_strategy(**fields)
+        pred: float | None = None
+        problem: str | None = None
+        try:
+            pred = simulate_recsys(spec, cluster, strategy, calib).samples_per_s
+        except PlannerInputError as e:
+            problem = str(e)
+        results.append(
+            RowResult(
+                id=rid,
+                source=source_key(row.get("source", "")),
+                model=spec.name,
+                predicted_step_time_s=None if pred is None else gb / pred,
+                measured_step_time_s=gb / meas,
+                error=None if pred is None else pred / meas - 1.0,
+                defaulted=defaulted,
+                problem=problem,
+                predicted_samples_per_s=pred,
+                measured_samples_per_s=meas,
+            )
+        )
+    ok = [r for r in results if r.error is not None]
+    allsum = summarize([r.error for r in ok])  # type: ignore[misc]
+    by_source: dict[str, list[float]] = {}
+    for r in ok:
+        by_source.setdefault(r.source, []).append(r.error)  # type: ignore[arg-type]
+    return ValidationReport(
+        file=file,
+        calibration=calib.name,
+        rows=results,
+        median_abs_error=allsum.median_abs_error,
+        mean_abs_error=allsum.mean_abs_error,
+        max_abs_error=allsum.max_abs_error,
+        fully_specified=summarize([r.error for r in ok if not r.defaulted]),  # type: ignore[misc]
+        with_defaults=summarize([r.error for r in ok if r.defaulted]),  # type: ignore[misc]
+        by_source={k: summarize(v) for k, v in sorted(by_source.items())},
+        failed=len(results) - len(ok),
+    )
 
 
 def _pct(x: float | None) -> str:

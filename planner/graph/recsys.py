@@ -1,0 +1,236 @@
+"""The step graph of a recommendation model (DLRM / DCNv2), for the engine.
+
+One representative rank: the slowest one of the sharding plan (most lookup seconds). Dense layers
+are data-parallel, so every rank runs the same MLPs on its local batch; the all-to-all is sized by
+the most any rank sends or receives, so it finishes when the most loaded rank does.
+
+Streams of the rank: ``compute`` (lookups, MLPs, interaction, optimizers, in issue order), ``a2a``
+(input distribution, pooled-embedding all-to-all forward and backward, row-wise reduce-scatter and
+all-gather) and ``dp`` (dense gradient all-reduce in two buckets: top MLP and interaction as soon as
+their backward ends, bottom MLP and data-parallel tables after theirs). The bottom MLP's forward runs
+while the embeddings are exchanged, its backward while the gradients are, as TorchRec and XLA
+schedule them.
+
+Memory-bound passes of the dense part (each counted from the kernels frameworks run, not fitted):
+an MLP layer reads and writes its output once forward for bias and activation (2 passes) and four
+times backward (activation gradient: read gradient and activation, write; bias gradient: read);
+a DCNv2 cross layer's element-wise part reads ``x0``, the projection and ``x_l`` and writes
+``x_{l+1}`` forward (4 passes of its width) and 6 backward; the pooled embeddings are cast to the
+dense precision on arrival and back for their gradients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from planner.costs.collectives import CollectiveModel, CommCost, Group
+from planner.costs.compute import ComputeModel
+from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.planner import a2a_bytes
+from planner.recsys.types import Plan, Topology
+from planner.workloads.recsys import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
+
+DENSE_OPT_BYTES_PER_PARAM = {"sgd": 12.0, "adagrad": 20.0, "adam": 28.0}
+"""Dense optimizer step traffic per parameter (fp32): read weight and gradient, write weight (12 B),
+plus read and write of each fp32 state (Adagrad one, Adam two)."""
+
+STEP_HOST_S = 2.5e-3
+"""Host time per training step that no kernel hides (fitted, global for every recommendation model;
+docs/model.md): step dispatch, the input pipeline's hand-over of the batch, loss and metric
+bookkeeping. A recommendation step is a few milliseconds of many small kernels, so this fixed cost is
+a visible share of it (transformer steps hide it under seconds of GEMMs). Fitted on the even rows of
+recsys.csv, checked on the odd rows (docs/validation.md); plausible range 1-5 ms (TF2/PyTorch step
+overheads)."""
+
+ID_BYTES = 4
+"""Bytes per sparse id in the input distribution (int32, as the Criteo datasets store them)."""
+
+
+@dataclass
+class DenseCosts:
+    """Durations of the dense part on one rank for its local batch."""
+
+    bottom_fwd_s: float = 0.0
+    bottom_bwd_s: float = 0.0
+    interaction_fwd_s: float = 0.0
+    interaction_bwd_s: float = 0.0
+    top_fwd_s: float = 0.0
+    top_bwd_s: float = 0.0
+    cast_fwd_s: float = 0.0
+    cast_bwd_s: float = 0.0
+    optimizer_s: float = 0.0
+    kinds: dict[str, float] = field(default_factory=dict)
+
+
+def wgrad_s(comp: ComputeModel, m: int, n: int, k: int) -> float:
+    """A weight-gradient GEMM ``[m, k] x [k, n]`` with the batch as ``k``: when its ``m x n`` output
+    is too few tiles to fill the GPU, cuBLAS splits ``k`` (split-K) into ``s`` partial products run
+    side by side, then sums the ``s`` fp32 partials; modelled as that batched GEMM plus the sum."""
+    cu = comp.acc.compute_units or 1
+    tiles = min(-(-m // 128) * -(-n // 256), -(-m // 256) * -(-n // 128))
+    s = max(1, min(cu // max(tiles, 1), k // 256))
+    if s == 1:
+        return comp.gemm_s(m, n, k)
+    return comp.gemm_s(m, n, -(-k // s), batch=s) + comp.memory_s(s * m * n * 4.0)
+
+
+def _mlp(comp: ComputeModel, b: int, layers: list[tuple[int, int]], first_needs_dgrad: bool) -> tuple[float, float]:
+    e = comp.elem_bytes
+    fwd = bwd = 0.0
+    for j, (i, o) in enumerate(layers):
+        fwd += comp.gemm_s(b, o, i) + comp.memory_s(2.0 * b * o * e)
+        bwd += wgrad_s(comp, i, o, b) + comp.memory_s(4.0 * b * o * e)  # weight gradient, elementwise
+        if j > 0 or first_needs_dgrad:
+            bwd += comp.gemm_s(b, i, o)  # input gradient
+    return fwd, bwd
+
+
+def _roofline_s(comp: ComputeModel, flops: float, nbytes: float) -> float:
+    t = max(flops / comp.gemm_ceiling, nbytes / comp.hbm) + comp.calib.gemm_ramp_s
+    return max(t, comp.calib.kernel_floor_s)
+
+
+def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_bytes: int) -> DenseCosts:
+    """Forward and backward time of the bottom MLP, interaction, top MLP and dense optimizer."""
+    b, e = local_batch, comp.elem_bytes
+    c = DenseCosts()
+    c.bottom_fwd_s, c.bottom_bwd_s = _mlp(comp, b, spec.bottom_layers(), first_needs_dgrad=False)
+    c.top_fwd_s, c.top_bwd_s = _mlp(comp, b, spec.top_layers(), first_needs_dgrad=True)
+    emb_elems = b * (spec.interaction_in_dim - spec.bottom_mlp[-1])
+    c.cast_fwd_s = comp.memory_s(emb_elems * (comm_bytes + e))
+    c.cast_bwd_s = comp.memory_s(emb_elems * (e + GRAD_BYTES))
+    if spec.interaction == "dot":
+        f, d = spec.num_features, spec.bottom_mlp[-1]
+        flops = 2.0 * b * f * f * d
+        nbytes = b * (f * d + spec.interaction_out_dim) * e
+        c.interaction_fwd_s = _roofline_s(comp, flops, nbytes)
+        c.interaction_bwd_s = 2 * _roofline_s(comp, flops, nbytes)
+    else:
+        d, r = spec.interaction_in_dim, spec.cross_rank
+        for _ in range(spec.cross_layers):
+            c.interaction_fwd_s += comp.gemm_s(b, r, d) + comp.gemm_s(b, d, r) + comp.memory_s(4.0 * b * d * e)
+            c.interaction_bwd_s += (
+                comp.gemm_s(b, d, r) + wgrad_s(comp, d, r, b) + comp.gemm_s(b, r, d) + wgrad_s(comp, r, d, b)
+            ) + comp.memory_s(6.0 * b * d * e)
+    c.optimizer_s = comp.memory_s(spec.dense_params * DENSE_OPT_BYTES_PER_PARAM[spec.dense_optimizer])
+    return c
+
+
+def dense_memory_bytes(spec: RecsysSpec, local_batch: int, act_bytes: int) -> tuple[float, float]:
+    """(dense weights + gradients + optimizer state, activations) bytes on every rank."""
+    p = spec.dense_params
+    params = p * (4 + GRAD_BYTES + DENSE_STATE_BYTES_PER_PARAM[spec.dense_optimizer] + (2 if act_bytes == 2 else 0))
+    per_sample = sum(o for _, o in spec.bottom_layers() + spec.top_layers())
+    per_sample += spec.interaction_in_dim * 2 + spec.interaction_out_dim
+    if spec.interaction == "dcnv2":
+        per_sample += spec.cross_layers * (2 * spec.interaction_in_dim + spec.cross_rank)
+    return params, 2.0 * local_batch * per_sample * act_bytes
+
+
+@dataclass
+class RecsysGraph:
+    graph: nx.DiGraph
+    dense: DenseCosts
+    a2a: CommCost
+    rank: int
+
+
+def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll: CollectiveModel,
+          dp_overlap: bool = True, input_dist: bool = True, step_host_s: float = STEP_HOST_S) -> RecsysGraph:  # fmt: skip
+    """The step graph of the plan's slowest rank (see the module docstring)."""
+    g = nx.DiGraph()
+    order: dict[str, int] = {}
+    n = topo.world_size
+    world = Group(n)
+    cb = comm_bytes_per_element(spec)
+    slow = plan.slowest_rank()
+    dc = dense_costs(spec, comp, topo.local_batch, cb)
+
+    def add(key: str, stream: str, kind: str, label: str, **attrs: object) -> str:
+        k = order.get(stream, 0)
+        order[stream] = k + 1
+        g.add_node(key, stream=f"0/{stream}", kind=kind, label=label, order=k, rank=0, **attrs)
+        return key
+
+    def comm(key: str, stream: str, kind: str, label: str, c: CommCost) -> str:
+        return add(key, stream, kind, label, latency=c.latency_s, transfer=c.transfer_s, link=f"0/{c.link}")
+
+    none = CommCost(0.0, 0.0, "up")
+    a2a = coll.cost("all_to_all", a2a_bytes(plan, spec, topo), world) if n > 1 else none
+    rw_bytes = max(r.rw_bytes for r in plan.ranks)
+    rs = coll.cost("reduce_scatter", rw_bytes, world) if n > 1 and rw_bytes > 0 else None
+    ag = coll.cost("all_gather", rw_bytes, world) if n > 1 and rw_bytes > 0 else None
+
+    # ---- forward
+    host = add("HOST", "compute", "host", "step overhead (host)", duration=step_host_s)
+    prev_a2a: str | None = None
+    if input_dist and n > 1:
+        ids = topo.local_batch * sum(t.pooling_factor for t in spec.tables) * ID_BYTES
+        prev_a2a = comm("IN", "a2a", "a2a_comm", "input distribution (ids)", coll.cost("all_to_all", ids, world))
+    ef = add("EMB_F", "compute", "embedding", f"embedding lookup ({len(slow.tables)} shards)", duration=slow.fwd_s)
+    if prev_a2a:
+        g.add_edge(prev_a2a, ef)
+    af = comm("A2A_F", "a2a", "a2a_comm", "pooled embeddings all-to-all", a2a)
+    g.add_edge(ef, af)
+    last_f = af
+    if rs is not None:
+        last_f = comm("RS_F", "a2a", "a2a_comm", "row-wise reduce-scatter", rs)
+        g.add_edge(ef, last_f)
+    bf = add("BOT_F", "compute", "dense", "bottom MLP forward", duration=dc.bottom_fwd_s)
+    cf = add("CAST_F", "compute", "dense", "embeddings to dense precision", duration=dc.cast_fwd_s)
+    g.add_edge(af, cf)
+    g.add_edge(last_f, cf)
+    g.add_edge(bf, cf)
+    f_int = add("INT_F", "compute", "dense", f"{spec.interaction} interaction forward", duration=dc.interaction_fwd_s)
+    tf = add("TOP_F", "compute", "dense", "top MLP forward", duration=dc.top_fwd_s)
+    # ---- backward
+    tb = add("TOP_B", "compute", "dense", "top MLP backward", duration=dc.top_bwd_s)
+    ib = add("INT_B", "compute", "dense", f"{spec.interaction} interaction backward", duration=dc.interaction_bwd_s)
+    cbk = add("CAST_B", "compute", "dense", "embedding gradients", duration=dc.cast_bwd_s)
+    ab = comm("A2A_B", "a2a", "a2a_comm", "embedding gradients all-to-all", a2a)
+    g.add_edge(cbk, ab)
+    last_b = ab
+    if ag is not None:
+        last_b = comm("AG_B", "a2a", "a2a_comm", "row-wise gradient all-gather", ag)
+        g.add_edge(cbk, last_b)
+    bb = add("BOT_B", "compute", "dense", "bottom MLP backward", duration=dc.bottom_bwd_s)
+    eb = add("EMB_B", "compute", "embedding", "embedding backward + sparse optimizer", duration=slow.bwd_s)
+    g.add_edge(ab, eb)
+    g.add_edge(last_b, eb)
+    for a, b in (
+        (host, ef),
+        (ef, bf),
+        (bf, cf),
+        (cf, f_int),
+        (f_int, tf),
+        (tf, tb),
+        (tb, ib),
+        (ib, cbk),
+        (cbk, bb),
+        (bb, eb),
+    ):
+        g.add_edge(a, b)
+    # ---- dense gradient all-reduce and optimizer
+    opt = add("OPT", "compute", "optimizer", f"dense optimizer ({spec.dense_optimizer})", duration=dc.optimizer_s)
+    g.add_edge(eb, opt)
+    if n > 1:
+        top_params = spec.dense_params - sum(i * o + o for i, o in spec.bottom_layers())
+        bot_params = spec.dense_params - top_params
+        dp_tables = sum(o.table.num_rows * o.table.dim for o in plan.options if o.sharding_type == "data_parallel")
+        ar1 = comm("AR_TOP", "dp", "dp_comm", "all-reduce top MLP + interaction grads",
+                   coll.cost("all_reduce", top_params * GRAD_BYTES, world))  # fmt: skip
+        ar2 = comm("AR_BOT", "dp", "dp_comm", "all-reduce bottom MLP grads",
+                   coll.cost("all_reduce", bot_params * GRAD_BYTES, world))  # fmt: skip
+        g.add_edge(ib if dp_overlap else bb, ar1)
+        g.add_edge(bb, ar2)
+        g.add_edge(ar1, opt)
+        g.add_edge(ar2, opt)
+        if dp_tables:
+            ar3 = comm("AR_DPT", "dp", "dp_comm", "all-reduce data-parallel tables",
+                       coll.cost("all_reduce", dp_tables * GRAD_BYTES, world))  # fmt: skip
+            g.add_edge(eb, ar3)
+            g.add_edge(ar3, opt)
+    dc.kinds = {}
+    return RecsysGraph(graph=g, dense=dc, a2a=a2a, rank=slow.rank)

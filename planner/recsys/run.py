@@ -1,0 +1,179 @@
+"""Recommendation model in, RecsysStepResult out: plan the sharding, build the graph, play it.
+
+spec + cluster + RecsysStrategy -> Topology -> plan_sharding -> graph.recsys.build -> engine -> report
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner.calibration import Calibration
+from planner.costs.collectives import CollectiveModel
+from planner.costs.compute import ComputeModel
+from planner.engine import play
+from planner.errors import PlannerInputError, pydantic_message
+from planner.graph.recsys import build, dense_memory_bytes
+from planner.hardware import Cluster
+from planner.memory import RUNTIME_RESERVE_GIB
+from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.planner import plan_sharding
+from planner.recsys.strategy import RECSYS_STRATEGY_FIELDS, RecsysStrategy
+from planner.recsys.types import GIB, Plan, Topology
+from planner.report import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown
+from planner.workloads.recsys import RecsysSpec
+
+
+def make_recsys_strategy(**fields: Any) -> RecsysStrategy:
+    """A :class:`RecsysStrategy` from keywords; a transformer-only option is named as such."""
+    unknown = [k for k in fields if k not in RECSYS_STRATEGY_FIELDS and fields[k] is not None]
+    if unknown:
+        raise PlannerInputError(
+            unknown[0], f"not an option of a recommendation model (known: {', '.join(RECSYS_STRATEGY_FIELDS)})"
+        )
+    try:
+        return RecsysStrategy.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as e:
+        raise pydantic_message("strategy", e) from None
+
+
+def topology(
+    spec: RecsysSpec, cluster: Cluster, s: RecsysStrategy, comp: ComputeModel, coll: CollectiveModel
+) -> Topology:
+    """Devices, memory budgets and batch of a scenario, as the sharding planner sees them."""
+    n = cluster.num_gpus
+    gb = s.global_batch or spec.default_global_batch
+    if gb < n:
+        raise PlannerInputError("global_batch", f"{gb} samples cannot be split over {n} GPUs (at least one each)")
+    cap = cluster.accelerator.memory_gib * GIB
+    local = gb // n
+    params, acts = dense_memory_bytes(spec, local, comp.elem_bytes)
+    cb = comm_bytes_per_element(spec)
+    # pooled-embedding buffers (forward output and gradient) of an even share of the tables
+    pooled = 2.0 * gb * sum(t.dim for t in spec.tables) / n * (cb + GRAD_BYTES)
+    budget = cap - RUNTIME_RESERVE_GIB * GIB - params - acts - pooled
+    if budget <= 0:
+        raise PlannerInputError(
+            "global_batch",
+            f"the dense model and activations of {local} samples per GPU need {(cap - budget) / GIB:,.1f} GiB,"
+            f" more than the {cluster.accelerator.memory_gib:g} GiB of a {cluster.accelerator.id}",
+        )
+    host_gib = s.host_memory_gib if s.host_memory_gib is not None else cluster.node.host_memory_gib
+    link = cluster.node.host_link_gb_s
+    return Topology(
+        world_size=n,
+        gpus_per_node=min(cluster.node.gpus_per_node, n),
+        hbm_budget_bytes=budget,
+        hbm_capacity_bytes=cap,
+        host_bytes_per_node=(host_gib or 0.0) * GIB,
+        host_link_bytes_s=(link or 0.0) * 1e9,
+        global_batch=gb,
+        comp=comp,
+        coll=coll,
+        cache_load_factor=0.0 if s.placement == "memory_balanced" else s.cache_load_factor,
+    )
+
+
+def _memory(spec: RecsysSpec, plan: Plan, topo: Topology, cluster: Cluster, act_bytes: int) -> RecsysMemory:
+    params, acts = dense_memory_bytes(spec, topo.local_batch, act_bytes)
+    cb = comm_bytes_per_element(spec)
+    per_rank = []
+    worst = None
+    node_host: dict[int, float] = {}
+    for r in plan.ranks:
+        cols = sum(
+            s.cols for o in plan.options for s in o.shards if s.rank == r.rank and o.sharding_type != "data_parallel"
+        )
+        pooled = 2.0 * topo.global_batch * cols * (cb + GRAD_BYTES)
+        total = r.hbm_bytes + params + acts + pooled + RUNTIME_RESERVE_GIB * GIB
+        per_rank.append({"rank": r.rank, "hbm_gib": total / GIB, "embeddings_gib": r.hbm_bytes / GIB,
+                         "host_gib": r.host_bytes / GIB, "tables": r.tables})  # fmt: skip
+        node = r.rank // topo.gpus_per_node
+        node_host[node] = node_host.get(node, 0.0) + r.host_bytes
+        if worst is None or total > worst[0]:
+            worst = (total, r, pooled)
+    assert worst is not None
+    total, r, pooled = worst
+    cap = cluster.accelerator.memory_gib
+    return RecsysMemory(
+        embeddings_gib=r.hbm_bytes / GIB,
+        dense_gib=params / GIB,
+        activations_gib=(acts + pooled) / GIB,
+        reserved_gib=RUNTIME_RESERVE_GIB,
+        peak_gib=total / GIB,
+        capacity_gib=cap,
+        fits=total / GIB <= cap,
+        rank=r.rank,
+        host_gib_per_node=max(node_host.values(), default=0.0) / GIB,
+        per_rank=per_rank,
+    )
+
+
+def simulate_recsys(
+    spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, calib: Calibration
+) -> RecsysStepResult:
+    """Plan the sharding of ``spec`` on ``cluster``, simulate one step, report it."""
+    s = strategy
+    comp = ComputeModel(cluster.accelerator, calib, s.precision)
+    coll = CollectiveModel(cluster, calib)
+    topo = topology(spec, cluster, s, comp, coll)
+    plan = plan_sharding(spec, topo, s.sharding, s.placement)
+    rg = build(spec, plan, topo, comp, coll, dp_overlap=s.dp_overlap, input_dist=s.placement == "torchrec")
+    tl = play(rg.graph)
+    step = tl.makespan_s
+    n = cluster.num_gpus
+    gb = topo.global_batch
+    flops = spec.dense_flops_per_sample() * gb
+    peak = cluster.accelerator.peak_flops(s.precision)
+    price = cluster.usd_per_gpu_hour
+    usd_hour = price * n if price is not None else None
+    usd_step = usd_hour * step / 3600 if usd_hour is not None else None
+    cost = RecsysCost(
+        usd_per_gpu_hour=price,
+        usd_per_hour=usd_hour,
+        usd_per_step=usd_step,
+        usd_per_billion_samples=usd_step / gb * 1e9 if usd_step is not None else None,
+        price_source=cluster.price_source,
+        price_date=cluster.price_date,
+    )
+    sharding = {
+        "placement": s.placement,
+        "forced": s.sharding,
+        "counts": plan.summary(),
+        "proposals_tried": plan.proposals_tried,
+        "tables": {o.table.name: o.label().split(":", 1)[1] for o in plan.options},
+    }
+    scenario = {
+        "model": {
+            "name": spec.name, "kind": spec.kind, "tables": len(spec.tables),
+            "embedding_gib": spec.embedding_bytes / GIB, "embedding_params": spec.embedding_params,
+            "dense_params": spec.dense_params, "interaction": spec.interaction,
+            "sparse_optimizer": spec.sparse_optimizer, "dense_optimizer": spec.dense_optimizer, "source": spec.source,
+        },
+        "cluster": {
+            "name": cluster.name, "accelerator": cluster.accelerator.id, "num_gpus": n,
+            "gpus_per_node": cluster.node.gpus_per_node, "nodes": cluster.num_nodes, "node_type": cluster.node.id,
+            "scale_up_gb_s": cluster.node.scale_up.bandwidth_gb_s,
+            "scale_out_gbps_per_gpu": cluster.node.scale_out_gbps_per_gpu, "instance": cluster.instance,
+        },
+        "strategy": {**s.model_dump(), "global_batch": gb, "local_batch": topo.local_batch},
+        "embedding_hbm_budget_gib": topo.hbm_budget_bytes / GIB,
+    }  # fmt: skip
+    res = RecsysStepResult(
+        step_time_s=step,
+        samples_per_s=gb / step,
+        mfu=flops / (step * n * peak),
+        model_tflops_per_gpu=flops / step / n / 1e12,
+        dense_flops_per_step=flops,
+        breakdown=recsys_breakdown(rg.graph, tl, rg.rank),
+        memory=_memory(spec, plan, topo, cluster, comp.elem_bytes),
+        cost=cost,
+        sharding=sharding,
+        scenario=scenario,
+        tasks=rg.graph.number_of_nodes(),
+        calibration=calib.name,
+    )
+    res._timeline = tl
+    res._graph = rg.graph
+    return res

@@ -1,0 +1,33 @@
+"""How a recommendation model is trained: batch, precision, sharding. (Transformers: planner.strategy.)"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RECSYS_STRATEGY_FIELDS = ("global_batch", "precision", "sharding", "placement", "host_memory_gib", "cache_load_factor",
+                          "dp_overlap")  # fmt: skip
+
+CACHE_LOAD_FACTOR = 0.2
+"""Fraction of a host-resident table's rows cached in HBM, and the hit rate assumed for it (uniform
+access: the hit rate equals the cached fraction, a lower bound under skewed real traffic). TorchRec's
+default ``cache_load_factor`` is 0.2."""
+
+
+class RecsysStrategy(BaseModel):
+    """Training options of a recommendation model. Dense layers are data-parallel on every device;
+    the embedding tables are sharded by the planner (or as ``sharding`` forces)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    global_batch: int | None = Field(default=None, ge=1, description="samples per step; default the model's")
+    precision: Literal["fp32", "tf32", "fp16", "bf16"] = Field(default="bf16", description="dense (MLP) precision")
+    sharding: Literal["table", "row", "column", "data", "auto"] = "auto"
+    placement: Literal["torchrec", "memory_balanced"] = Field(
+        default="torchrec",
+        description="torchrec: TorchRec-style planner; memory_balanced: NVIDIA distributed-embeddings (DLE TF2)",
+    )
+    host_memory_gib: float | None = Field(default=None, gt=0, description="host RAM per node; default the node's")
+    cache_load_factor: float = Field(default=CACHE_LOAD_FACTOR, ge=0, le=1)
+    dp_overlap: bool = Field(default=True, description="overlap the dense all-reduce with the backward pass")

@@ -1,0 +1,208 @@
+"""Compare cloud instance types: for each, the best layout, step time, MFU, days and dollars to train.
+
+For each instance the GPU count is ``gpus`` when given; otherwise the count is chosen on the quick
+estimate among whole-instance counts doubling up to ``max_gpus``: the cheapest that meets
+``deadline_days``, else the fastest within ``budget_usd``, else the cheapest that fits. The chosen
+count then gets a full search (a lighter pruning than ``planner search``: the estimate's best few
+are simulated). Time and cost to train ``tokens`` include failures, checkpoints and restarts
+(:mod:`planner.search.goodput`). Rows are sorted by the objective: total cost (unpriced instances
+last) or wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from planner.calibration import DEFAULT, Calibration
+from planner.errors import PlannerInputError
+from planner.hardware import Cluster, catalog, resolve_cluster
+from planner.search.enumerate import GridEnumerator
+from planner.search.estimate import AnalyticalEstimator
+from planner.search.evaluate import FullSimulator
+from planner.search.goodput import GoodputModel, run_plan
+from planner.search.prune import TopKPruner
+from planner.search.search import (
+    CHINCHILLA_TOKENS_PER_PARAM,
+    NoLayoutFits,
+    Searcher,
+    default_global_batch,
+    require_transformer,
+)
+from planner.search.types import OBJECTIVES, CompareResult, CompareRow, Objective, RunPlan, SearchSpace
+from planner.workloads.transformer import TransformerSpec, load_model
+
+
+def _estimated_run(
+    searcher: Searcher, model: TransformerSpec, cluster: Cluster, tokens: float, gb: int, gm: GoodputModel
+) -> RunPlan | None:
+    """The run plan of the estimate's fastest fitting layout (no full simulation), or None."""
+    en = GridEnumerator().enumerate(model, cluster, SearchSpace(), gb)
+    best = None
+    for s in en.valid:
+        e = searcher.estimator.estimate(model, cluster, s)
+        if e.fits and (best is None or e.step_time_s < best):
+            best = e.step_time_s
+    if best is None:
+        return None
+    return run_plan(
+        tokens=tokens,
+        tokens_per_step=gb * model.seq_len,
+        step_time_s=best,
+        gpus=cluster.num_gpus,
+        params=model.num_params,
+        usd_per_gpu_hour=cluster.usd_per_gpu_hour,
+        model=gm,
+    )
+
+
+def choose_gpus(
+    searcher: Searcher,
+    model: TransformerSpec,
+    instance: str,
+    tokens: float,
+    gm: GoodputModel,
+    *,
+    deadline_days: float | None,
+    budget_usd: float | None,
+    max_gpus: int,
+    global_batch: int | None,
+) -> int | None:
+    """The GPU count for an instance when none is given (see the module docstring); None if none fits."""
+    node = catalog().node_type(catalog().instance(instance).node_type)
+    k = node.gpus_per_node
+    plans: list[tuple[int, RunPlan]] = []
+    while k <= max_gpus:
+        cl = resolve_cluster(gpus=k, instance=instance)
+        gb = global_batch if global_batch is not None else default_global_batch(model, k)
+        p = _estimated_run(searcher, model, cl, tokens, gb, gm)
+        if p is not None:
+            plans.append((k, p))
+            if deadline_days is not None and p.wall_days <= deadline_days:
+                return k  # the smallest count that meets the deadline: fewest GPUs, highest efficiency
+        k *= 2
+    if not plans:
+        return None
+    if deadline_days is not None:
+        return plans[-1][0]  # none meets it: the fastest tried
+    if budget_usd is not None:
+        within = [(k, p) for k, p in plans if p.usd is not None and p.usd <= budget_usd]
+        return min(within, key=lambda kp: kp[1].wall_s)[0] if within else plans[0][0]
+    return min(plans, key=lambda kp: (kp[1].usd if kp[1].usd is not None else kp[1].gpu_hours, kp[1].wall_s))[0]
+
+
+def compare(
+    model: str | TransformerSpec,
+    *,
+    instances: Sequence[str],
+    gpus: int | None = None,
+    tokens: float | None = None,
+    deadline_days: float | None = None,
+    budget_usd: float | None = None,
+    max_gpus: int = 4096,
+    objective: Objective = "cost",
+    global_batch: int | None = None,
+    seq_len: int | None = None,
+    goodput: GoodputModel | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+    calibration: Calibration | None = None,
+) -> CompareResult:
+    """Best layout, time and cost to train ``tokens`` on each instance type, best first."""
+    spec = load_model(model, seq_len) if isinstance(model, str) else model
+    require_transformer(spec)
+    if not instances:
+        raise PlannerInputError("instances", "name at least one instance type")
+    if objective not in OBJECTIVES:
+        raise PlannerInputError("objective", f"must be one of {', '.join(OBJECTIVES)}, got '{objective}'")
+    if tokens is not None and not tokens > 0:
+        raise PlannerInputError("tokens", f"must be > 0, got {tokens}")
+    for name, v in (("deadline_days", deadline_days), ("budget_usd", budget_usd)):
+        if v is not None and not v > 0:
+            raise PlannerInputError(name, f"must be > 0, got {v}")
+    cat = catalog()
+    for i in instances:
+        cat.instance(i, field="instances")  # unknown ids fail fast, with suggestions
+    n_tokens = tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * spec.num_params
+    gm = goodput or GoodputModel()
+    calib = calibration or DEFAULT
+    searcher = Searcher(
+        estimator=AnalyticalEstimator(calib),
+        pruner=TopKPruner(top_k=8, top_k_other=0, family_margin=0.04, max_total=16, margin=0.05, min_k=4),
+        simulator=FullSimulator(workers=workers, calib=calib, progress=progress),
+        calib=calib,
+    )
+    rows = [
+        _row(searcher, spec, i, gpus, n_tokens, gm, deadline_days, budget_usd, max_gpus, global_batch, objective)
+        for i in instances
+    ]
+
+    def key(r: CompareRow) -> tuple[float, float]:
+        if r.run is None:
+            return (float("inf"), float("inf"))
+        cost = r.run.usd if r.run.usd is not None else float("inf")
+        return (cost, r.run.wall_s) if objective == "cost" else (r.run.wall_s, cost)
+
+    return CompareResult(model=spec.name, tokens=n_tokens, objective=objective, results=sorted(rows, key=key))
+
+
+def _row(
+    searcher: Searcher,
+    spec: TransformerSpec,
+    instance: str,
+    gpus: int | None,
+    tokens: float,
+    gm: GoodputModel,
+    deadline_days: float | None,
+    budget_usd: float | None,
+    max_gpus: int,
+    global_batch: int | None,
+    objective: Objective,
+) -> CompareRow:
+    inst = catalog().instance(instance, field="instances")
+    node = catalog().node_type(inst.node_type)
+    base = {
+        "instance": instance,
+        "provider": inst.provider,
+        "accelerator": node.accelerator,
+        "price_source": inst.price_source,
+        "price_date": inst.price_date,
+        "usd_per_gpu_hour": inst.usd_per_hour / node.gpus_per_node if inst.usd_per_hour is not None else None,
+    }
+    n = gpus
+    if n is None:
+        n = choose_gpus(
+            searcher,
+            spec,
+            instance,
+            tokens,
+            gm,
+            deadline_days=deadline_days,
+            budget_usd=budget_usd,
+            max_gpus=max_gpus,
+            global_batch=global_batch,
+        )
+        if n is None:
+            return CompareRow(**base, fits=False, reason=f"no layout fits on up to {max_gpus} GPUs")
+    try:
+        cluster = resolve_cluster(gpus=n, instance=instance)
+    except PlannerInputError as e:
+        return CompareRow(**base, gpus=n, fits=False, reason=str(e))
+    gb = global_batch if global_batch is not None else default_global_batch(spec, n)
+    try:
+        res = searcher.run(
+            spec, cluster, global_batch=gb, objective=objective, top=1, tokens=tokens, goodput=gm, alternatives=False
+        )
+    except NoLayoutFits as e:
+        return CompareRow(**base, gpus=n, fits=False, reason=e.rule)
+    best = res.results[0]
+    return CompareRow(
+        **base,
+        gpus=n,
+        fits=True,
+        layout=best.layout,
+        step_time_s=best.step_time_s,
+        mfu=best.mfu,
+        usd_per_million_tokens=res.run.usd_per_million_tokens if res.run else None,
+        run=res.run,
+        evaluated=res.evaluated,
+    )

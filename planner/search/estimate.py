@@ -1,0 +1,219 @@
+"""Stage 2: a fast, closed-form step time and the memory check, without building a graph.
+
+The estimate uses the simulator's own cost model, so that pruning on it keeps the layouts the full
+simulation would rank first:
+
+* per-layer forward, backward and recomputation times and the in-line tensor-parallel collectives
+  come from :func:`planner.graph.layer.layer_costs` and :func:`~planner.graph.layer.head_costs`
+  (cached per micro-batch shape, so a grid of thousands of layouts costs a few dozen templates);
+* pipeline: the busiest rank's time per micro-batch ``t`` (its layers, its head or embedding, its
+  blocking sends) times the ``m`` micro-batches, plus the fill-and-drain bubble of
+  ``(p - 1) / v`` mean stage times (1F1B: ``(p-1)/(m+p-1)`` of the step; interleaved divides it by
+  ``v``, Narayanan et al. SC'21 sec. 2.2);
+* data parallelism: the bucketed gradient reduction (:class:`~planner.costs.collectives.CollectiveModel`)
+  overlaps the last micro-batch's backward on each rank; what is left after the rank's last
+  backward is exposed (rank ``r`` ends its backward ``r`` stage-backwards before rank 0);
+* then the gradient-norm all-reduce, Adam (30 bytes per owned parameter) and, for ZeRO-1/2, the
+  parameter all-gather, as the graph has them;
+* ZeRO-3/FSDP: per layer, the compute or the gathers and reduce-scatters (which share the link),
+  whichever is longer, plus the SM contention of overlapped NCCL kernels;
+* memory: :func:`planner.memory.memory`, the same check the simulator reports.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from planner.calibration import DEFAULT, Calibration
+from planner.costs.collectives import CollectiveModel, Group
+from planner.costs.compute import ComputeModel
+from planner.graph.layer import HeadCosts, LayerCosts, head_costs, layer_costs
+from planner.graph.transformer import ADAM_BYTES_PER_PARAM
+from planner.hardware import Cluster
+from planner.memory import memory
+from planner.search.types import Estimate
+from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layers
+from planner.strategy import Strategy
+from planner.workloads.transformer import TransformerSpec
+
+
+class AnalyticalEstimator:
+    """Closed-form step time and memory; per-scenario cost models and layer templates are cached.
+
+    One instance serves any number of (model, cluster) pairs; the caches hold the objects they
+    were built from, so identity keys stay valid for the estimator's lifetime.
+    """
+
+    def __init__(self, calib: Calibration = DEFAULT) -> None:
+        self.calib = calib
+        self._models: dict[tuple[int, int, str], tuple[Any, Any, ComputeModel, CollectiveModel]] = {}
+        self._layers: dict[tuple, tuple[LayerCosts, HeadCosts]] = {}
+
+    # -- caches -------------------------------------------------------------------------------
+    def _cost_models(
+        self, model: TransformerSpec, cluster: Cluster, precision: str
+    ) -> tuple[ComputeModel, CollectiveModel]:
+        key = (id(model), id(cluster), precision)
+        hit = self._models.get(key)
+        if hit is None:
+            hit = (
+                model,
+                cluster,
+                ComputeModel(cluster.accelerator, self.calib, precision),
+                CollectiveModel(cluster, self.calib),
+            )
+            self._models[key] = hit
+        return hit[2], hit[3]
+
+    def _templates(
+        self, model: TransformerSpec, cluster: Cluster, s: Strategy, comp: ComputeModel, coll: CollectiveModel
+    ) -> tuple[LayerCosts, HeadCosts]:
+        # layer and head costs depend on the micro-batch shape and the in-layer options only
+        key = (
+            id(model), id(cluster), s.tp, s.cp, s.ep, s.micro_batch, s.recompute, s.sequence_parallel,
+            s.attention, s.tp_comm_overlap, s.precision,
+        )  # fmt: skip
+        hit = self._layers.get(key)
+        if hit is None:
+            hit = (layer_costs(model, s, comp, coll), head_costs(model, s, comp, coll))
+            self._layers[key] = hit
+        return hit
+
+    # -- the estimate -------------------------------------------------------------------------
+    def estimate(self, model: TransformerSpec, cluster: Cluster, strategy: Strategy) -> Estimate:
+        """Estimate one resolved strategy (``dp``, batch and schedule set by ``check_layout``)."""
+        s = strategy
+        comp, coll = self._cost_models(model, cluster, s.precision)
+        lc, hc = self._templates(model, cluster, s, comp, coll)
+        mem = memory(model, s, cluster, comp.elem_bytes)
+        if s.zero_stage == 3:
+            parts = self._fsdp(model, s, comp, coll, lc, hc)
+        else:
+            parts = self._pipeline(model, s, comp, coll, lc, hc)
+        step, compute, bubble, comm, opt = parts
+        return Estimate(
+            step_time_s=step,
+            compute_s=compute,
+            bubble_s=bubble,
+            exposed_comm_s=comm,
+            optimizer_s=opt,
+            peak_gib=mem.peak_gib,
+            fits=mem.fits,
+        )
+
+    def _tail(
+        self, model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel, params: list[float]
+    ) -> tuple[float, float]:
+        """(gradient-norm sync + the slowest rank's optimizer step and ZeRO gather, its comm part)."""
+        dp = Group(s.data_parallel * s.cp, s.tp)
+        world = Group(s.tp * s.cp * s.data_parallel * s.pp, 1)
+        sync = coll.cost("all_reduce", 8, world).total_s
+        shard = dp.size if s.zero_stage >= 1 else 1
+        worst, worst_comm = 0.0, 0.0
+        for prm in params:
+            opt = comp.memory_s(prm / shard * ADAM_BYTES_PER_PARAM, 4)
+            ag = coll.cost("all_gather", prm * 2, dp).total_s if s.zero_stage in (1, 2) and dp.size > 1 else 0.0
+            if opt + ag > worst:
+                worst, worst_comm = opt + ag, ag
+        return sync + worst, sync + worst_comm
+
+    def _pipeline(
+        self,
+        model: TransformerSpec,
+        s: Strategy,
+        comp: ComputeModel,
+        coll: CollectiveModel,
+        lc: LayerCosts,
+        hc: HeadCosts,
+    ) -> tuple[float, float, float, float, float]:
+        p, v, m = s.pp, s.vpp, s.micro_batches
+        V = p * v
+        layers = stage_layers(model.num_layers, V)
+        f_layer = lc.forward.seconds
+        b_layer = lc.backward.seconds + lc.recompute.seconds
+        tp_layer = lc.forward.seconds_of("tp_comm") + lc.backward.seconds_of("tp_comm")
+        p2p = 0.0
+        if p > 1:
+            stride = s.tp * s.cp * s.data_parallel
+            nbytes = s.micro_batch * (model.seq_len // s.cp) * model.hidden_size * comp.elem_bytes / s.tp
+            p2p = coll.cost("p2p", nbytes, Group(p, stride)).total_s
+        per_mb: list[float] = []  # each rank's time per micro-batch, sends included
+        last_bwd: list[float] = []  # each rank's backward of one micro-batch (the overlap window)
+        sends = 0
+        for r in range(p):
+            n_layers = sum(layers[c * p + r] for c in range(v))
+            t = n_layers * (f_layer + b_layer)
+            bwd = n_layers * b_layer
+            n_send = 0
+            for c in range(v):
+                vs = c * p + r
+                n_send += (vs < V - 1) + (vs > 0)
+            if r == 0:
+                t += hc.embed_forward.seconds + hc.embed_backward.seconds
+                bwd += hc.embed_backward.seconds
+            if r == p - 1:
+                t += hc.head_forward.seconds + hc.head_backward.seconds
+                bwd += hc.head_backward.seconds
+            t += n_send * p2p
+            sends = max(sends, n_send)
+            per_mb.append(t)
+            last_bwd.append(bwd)
+        t_max = max(per_mb)
+        t_mean = sum(per_mb) / p
+        bubble = (p - 1) / v * t_mean
+        pipe = m * t_max + bubble
+        # data-parallel reduction, in buckets, overlapped with the last micro-batch's backward
+        dp_size = s.data_parallel * s.cp
+        params = rank_params(model, s)
+        exposed_dp = 0.0
+        end = pipe
+        if dp_size > 1:
+            grp = Group(dp_size, s.tp)
+            kind = "all_reduce" if s.zero_stage == 0 else "reduce_scatter"
+            gbytes = grad_reduce_bytes(s)
+            bucket = s.bucket_mb * 1e6
+            hop = (t_max / v) * (b_layer / max(f_layer + b_layer, 1e-30)) + p2p
+            for r in range(p):
+                c = coll.cost(kind, params[r] * gbytes, grp)
+                t_dp = c.transfer_s + c.latency_s * max(1, math.ceil(params[r] / bucket))
+                finish = pipe - r * hop
+                window = last_bwd[r] if s.dp_overlap else 0.0
+                done = finish - window + t_dp if t_dp > window else finish
+                if done > end:
+                    end, exposed_dp = done, done - pipe
+        tail, tail_comm = self._tail(model, s, comp, coll, params)
+        compute = m * (t_max - sends * p2p)
+        comm = m * (sends * p2p + tp_layer * sum(layers[c * p] for c in range(v))) + exposed_dp + tail_comm
+        return end + tail, compute, bubble, comm, tail - tail_comm
+
+    def _fsdp(
+        self,
+        model: TransformerSpec,
+        s: Strategy,
+        comp: ComputeModel,
+        coll: CollectiveModel,
+        lc: LayerCosts,
+        hc: HeadCosts,
+    ) -> tuple[float, float, float, float, float]:
+        m, L = s.micro_batches, model.num_layers
+        dp = Group(s.data_parallel * s.cp, s.tp)
+        prm = layer_params_local(model, s)
+        gbytes = grad_reduce_bytes(s)
+        ag = coll.cost("all_gather", prm * 2, dp).total_s
+        rs = coll.cost("reduce_scatter", prm * gbytes, dp).total_s
+        root = (model.embedding_params + model.lm_head_params) / s.tp
+        ag_root = coll.cost("all_gather", root * 2, dp).total_s
+        rs_root = coll.cost("reduce_scatter", root * gbytes, dp).total_s
+        share = comp.calib.comm_sm_slowdown if dp.size > 1 else 0.0
+        f = lc.forward.seconds
+        b = lc.backward.seconds + lc.recompute.seconds
+        f_layer = max(f + share * min(ag, f), ag)
+        b_layer = max(b + share * min(ag + rs, b), ag + rs)  # gathers and reduce-scatters share the link
+        heads = hc.embed_forward.seconds + hc.embed_backward.seconds + hc.head_forward.seconds
+        heads += hc.head_backward.seconds
+        per_mb = ag_root + ag + L * (f_layer + b_layer) + heads
+        tail, tail_comm = self._tail(model, s, comp, coll, [L * prm + root])
+        step = m * per_mb + rs + rs_root + tail
+        compute = m * (L * (f + b) + heads)
+        return step, compute, 0.0, max(0.0, step - compute - (tail - tail_comm)), tail - tail_comm
