@@ -261,6 +261,15 @@ def cmd_catalog(a: argparse.Namespace) -> int:
                 {"id": name, "params_b": round(spec.num_params / 1e9, 2), "layers": spec.num_layers,
                  "hidden": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.kv_heads, "seq_len": spec.seq_len}
             )  # fmt: skip
+        from planner.workloads.recsys import load_recsys, recsys_preset_names
+
+        tables["recommendation models"] = []
+        for name in recsys_preset_names():
+            rs = load_recsys(name)
+            tables["recommendation models"].append(
+                {"id": name, "tables": len(rs.tables), "embeddings_gib": round(rs.embedding_bytes / 2**30, 1),
+                 "params_b": round(rs.num_params / 1e9, 2)}
+            )  # fmt: skip
     if a.json:
         print(json.dumps(tables, indent=2))
         return 0
