@@ -263,10 +263,10 @@ def cmd_catalog(a: argparse.Namespace) -> int:
             )  # fmt: skip
         from planner.workloads.recsys import load_recsys, recsys_preset_names
 
-        tables["recommendation models"] = []
+        tables["recsys_models"] = []
         for name in recsys_preset_names():
             rs = load_recsys(name)
-            tables["recommendation models"].append(
+            tables["recsys_models"].append(
                 {"id": name, "tables": len(rs.tables), "embeddings_gib": round(rs.embedding_bytes / 2**30, 1),
                  "params_b": round(rs.num_params / 1e9, 2)}
             )  # fmt: skip

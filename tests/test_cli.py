@@ -154,7 +154,8 @@ def test_catalog_models_json(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run_cli(["catalog", "models", "--json"], capsys)
     assert rc == 0, err
     d = json.loads(out)
-    assert list(d) == ["models"]
+    assert list(d) == ["models", "recsys_models"]
+    assert "dlrm-dcnv2-mlperf" in {m["id"] for m in d["recsys_models"]}
     by_id = {m["id"]: m for m in d["models"]}
     assert by_id["gpt3-175b"]["params_b"] == pytest.approx(174.6, abs=0.1)
     assert by_id["llama3-70b"]["kv_heads"] == 8
