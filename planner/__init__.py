@@ -8,6 +8,7 @@
 
 from planner.errors import PlannerInputError
 from planner.simulate import simulate
+from planner.sweep import sweep
 
-__all__ = ["PlannerInputError", "simulate"]
+__all__ = ["PlannerInputError", "simulate", "sweep"]
 __version__ = "0.1.0"

@@ -131,6 +131,15 @@ class Calibration(BaseModel):
     )
 
     # ---- framework
+    recsys_step_host_s: float = Field(
+        default=2.5e-3,
+        ge=0,
+        description=(
+            "host time per recommendation-model step that no kernel hides: step dispatch, the input "
+            "pipeline's hand-over of the batch, loss and metric bookkeeping (fitted on recsys.csv's even "
+            "rows, checked on its odd rows; plausible range 1-5 ms)"
+        ),
+    )
     layer_host_s: float = Field(
         default=900e-6,
         ge=0,

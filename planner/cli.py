@@ -457,6 +457,39 @@ def add_search_commands(sub: Any) -> None:
     co.set_defaults(func=cmd_compare)
 
 
+def cmd_sweep(a: argparse.Namespace) -> int:
+    from planner.sweep import run_sweep
+
+    rep, _ = run_sweep(a.spec, out=a.out, workers=a.workers, progress=True)
+    where = rep.store + (f", exported to {rep.export}" if rep.export else "")
+    print(
+        f"sweep: {rep.points} points ({rep.ran} run now, {rep.skipped} already in the store),"
+        f" {rep.errors} with an error, {rep.wall_s:.1f} s; results in {where}"
+    )
+    return 0
+
+
+def add_sweep_command(sub: Any) -> None:
+    """The ``sweep`` subcommand (planner.sweep)."""
+    sw = sub.add_parser(
+        "sweep",
+        help="run a grid of scenarios from a YAML spec into a results store (resumable)",
+        description=(
+            "Run every point of SPEC.yaml (base: a scenario; axes: input -> list of values; mode: product|zip;"
+            " search: true to search the best layout at each point). Each point is committed to a SQLite"
+            " store as it finishes, keyed by a hash of its inputs: rerunning the same command resumes."
+        ),
+    )
+    sw.add_argument("spec", help="sweep spec (YAML)")
+    sw.add_argument(
+        "--out",
+        required=True,
+        help="results: .db/.sqlite (the store) or .csv/.parquet (exported; the store is OUT.sqlite)",
+    )
+    sw.add_argument("--workers", type=_positive_int("--workers"), help="local processes (default: cores)")
+    sw.set_defaults(func=cmd_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="planner",
@@ -496,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--verbose", "-v", action="store_true", help="print every row")
     val.set_defaults(func=cmd_validate)
     add_search_commands(sub)
+    add_sweep_command(sub)
     return p
 
 

@@ -36,14 +36,6 @@ DENSE_OPT_BYTES_PER_PARAM = {"sgd": 12.0, "adagrad": 20.0, "adam": 28.0}
 """Dense optimizer step traffic per parameter (fp32): read weight and gradient, write weight (12 B),
 plus read and write of each fp32 state (Adagrad one, Adam two)."""
 
-STEP_HOST_S = 2.5e-3
-"""Host time per training step that no kernel hides (fitted, global for every recommendation model;
-docs/model.md): step dispatch, the input pipeline's hand-over of the batch, loss and metric
-bookkeeping. A recommendation step is a few milliseconds of many small kernels, so this fixed cost is
-a visible share of it (transformer steps hide it under seconds of GEMMs). Fitted on the even rows of
-recsys.csv, checked on the odd rows (docs/validation.md); plausible range 1-5 ms (TF2/PyTorch step
-overheads)."""
-
 ID_BYTES = 4
 """Bytes per sparse id in the input distribution (int32, as the Criteo datasets store them)."""
 
@@ -138,8 +130,10 @@ class RecsysGraph:
 
 
 def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll: CollectiveModel,
-          dp_overlap: bool = True, input_dist: bool = True, step_host_s: float = STEP_HOST_S) -> RecsysGraph:  # fmt: skip
+          dp_overlap: bool = True, input_dist: bool = True, step_host_s: float | None = None) -> RecsysGraph:  # fmt: skip
     """The step graph of the plan's slowest rank (see the module docstring)."""
+    if step_host_s is None:
+        step_host_s = comp.calib.recsys_step_host_s
     g = nx.DiGraph()
     order: dict[str, int] = {}
     n = topo.world_size

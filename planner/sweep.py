@@ -1,0 +1,425 @@
+"""Batch what-if sweeps: a grid of scenarios, one simulation (or layout search) per point.
+
+A spec (YAML file or dict) holds ``base`` (one scenario: ``model``, ``accelerator`` | ``instance``
+| ``cluster``, ``gpus`` and any strategy field), ``axes`` (input name -> list of values), ``mode``
+(``product``, the default: the cartesian product of the axes; ``zip``: the i-th value of every
+axis together) and ``search`` (``true``: search the best layout at each point with
+:func:`planner.search.search` instead of simulating the given one)::
+
+    base: {model: gpt3-1.7b, accelerator: a100-sxm-80gb, global_batch: 64}
+    axes: {gpus: [8, 16], micro_batch: [1, 2]}
+
+Results go to a SQLite file (one row per point, committed as each point finishes, WAL mode),
+keyed by a stable hash of the point's inputs, so rerunning the same sweep after an interruption
+(Ctrl-C, kill -9) skips the finished points. Points run in local processes; only the parent
+writes. A point that meets an error (an invalid layout, say) records the message and the sweep
+goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import itertools
+import json
+import os
+import sqlite3
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from planner.errors import PlannerInputError, pydantic_message
+from planner.recsys.strategy import RecsysStrategy
+from planner.strategy import Strategy
+
+# ------------------------------------------------------------------------------------ the spec
+
+HARDWARE_INPUTS: dict[str, Any] = {
+    "model": str,
+    "cluster": str,
+    "instance": str,
+    "accelerator": str,
+    "gpus": int,
+    "gpus_per_node": int,
+    "inter_node_gbps_per_gpu": float,
+    "seq_len": int,
+}
+SIMULATE_INPUTS: dict[str, Any] = {
+    **HARDWARE_INPUTS,
+    **{k: f.annotation for k, f in Strategy.model_fields.items()},
+    **{k: f.annotation for k, f in RecsysStrategy.model_fields.items() if k not in Strategy.model_fields},
+}
+SEARCH_INPUTS: dict[str, Any] = {
+    **HARDWARE_INPUTS,
+    "global_batch": int,
+    "objective": Literal["time", "cost"],
+}
+
+_STRICT = ConfigDict(extra="forbid", strict=False)
+_SimulateInputs = create_model(  # type: ignore[call-overload]
+    "SimulateInputs", __config__=_STRICT, **{k: (Optional[t], None) for k, t in SIMULATE_INPUTS.items()}
+)
+_SearchInputs = create_model(  # type: ignore[call-overload]
+    "SearchInputs", __config__=_STRICT, **{k: (Optional[t], None) for k, t in SEARCH_INPUTS.items()}
+)
+
+
+class SweepSpec(BaseModel):
+    """What a sweep runs. Keys of ``base`` and ``axes`` are inputs of :func:`planner.simulate`
+    (or, with ``search: true``, of :func:`planner.search.search`: model, hardware, seq_len,
+    global_batch, objective)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: dict[str, Any] = {}
+    axes: dict[str, list[Any]] = {}
+    mode: Literal["product", "zip"] = "product"
+    search: bool = False
+
+    def points(self) -> list[dict[str, Any]]:
+        """Every point's inputs, in order (base, then the axes' values)."""
+        names = list(self.axes)
+        lists = [self.axes[n] for n in names]
+        combos: Iterable[tuple[Any, ...]] = zip(*lists) if self.mode == "zip" else itertools.product(*lists)
+        return [{**self.base, **dict(zip(names, c))} for c in combos]
+
+
+def _check_inputs(where: str, values: dict[str, Any], search: bool) -> None:
+    known = SEARCH_INPUTS if search else SIMULATE_INPUTS
+    for k in values:
+        if k not in known:
+            hint = " (search: true chooses the layout itself)" if search and k in SIMULATE_INPUTS else ""
+            raise PlannerInputError(f"{where}.{k}", f"not a sweep input{hint}; known: {', '.join(known)}")
+    model = _SearchInputs if search else _SimulateInputs
+    try:
+        model.model_validate(values)
+    except ValidationError as e:
+        raise pydantic_message(where, e) from None
+
+
+def load_spec(spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec) -> SweepSpec:
+    """A validated :class:`SweepSpec` from a YAML path, a dict or a spec; a mistake raises one
+    :class:`PlannerInputError` naming the key."""
+    if isinstance(spec, SweepSpec):
+        data: Any = spec.model_dump()
+    elif isinstance(spec, dict):
+        data = spec
+    else:
+        import yaml
+
+        path = Path(spec)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise PlannerInputError("spec", f"cannot read {path}: {e.strerror}") from None
+        except yaml.YAMLError as e:
+            raise PlannerInputError("spec", f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise PlannerInputError("spec", "must be a mapping with base, axes, mode, search")
+    try:
+        s = SweepSpec.model_validate(data)
+    except ValidationError as e:
+        raise pydantic_message("spec", e) from None
+    _check_inputs("spec.base", s.base, s.search)
+    for name, values in s.axes.items():
+        if not values:
+            raise PlannerInputError(f"spec.axes.{name}", "is an empty list")
+        if name in s.base:
+            raise PlannerInputError(f"spec.axes.{name}", "is also set in base; set it in one place")
+        for i, v in enumerate(values):
+            _check_inputs(f"spec.axes.{name}[{i}]", {name: v}, s.search)
+    if s.mode == "zip" and len({len(v) for v in s.axes.values()}) > 1:
+        lens = ", ".join(f"{k} has {len(v)}" for k, v in s.axes.items())
+        raise PlannerInputError("spec.axes", f"zip mode needs lists of equal length ({lens})")
+    return s
+
+
+def point_key(inputs: dict[str, Any], search: bool) -> str:
+    """Stable id of a point: a hash of its inputs (order-free) and of the search flag."""
+    text = json.dumps({"inputs": inputs, "search": search}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+# ------------------------------------------------------------------------------------ one point
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalar leaves of a nested dict as ``a.b.c`` keys; lists are left out."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, name + "."))
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            out[name] = v
+    return out
+
+
+def run_point(inputs: dict[str, Any], search: bool) -> tuple[dict[str, Any] | None, str | None, float]:
+    """(flattened results, error message, seconds) of one point. Never raises for a point's error."""
+    t0 = time.perf_counter()
+    try:
+        if search:
+            from planner.search import search as do_search
+
+            kw = dict(inputs)
+            r = do_search(
+                kw.pop("model", "gpt3-1.7b"), **kw, top=1, min_gpus=kw.get("gpus"), workers=1, alternatives=False
+            )
+            best = r.results[0]
+            res = flatten(best.model_dump())
+        else:
+            from planner.simulate import simulate
+
+            r = simulate(**inputs)
+            d = r.model_dump(exclude={"scenario", "sharding"})
+            res = flatten(d)
+            strat = r.scenario.get("strategy")
+            if isinstance(strat, dict):
+                res.update(flatten(strat, "strategy."))
+        return res, None, time.perf_counter() - t0
+    except PlannerInputError as e:
+        return None, str(e), time.perf_counter() - t0
+    except Exception as e:  # a bug at one point must not stop the sweep: record it
+        return None, f"internal error: {type(e).__name__}: {e}", time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------------------------ the store
+
+FIXED_COLUMNS = ("key", "point", "status", "error", "elapsed_s")
+
+
+class Store:
+    """One SQLite file: table ``points``, a row per point, columns added as new fields appear."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            if self.path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS points (key TEXT PRIMARY KEY, point INTEGER, status TEXT,"
+                " error TEXT, elapsed_s REAL)"
+            )
+            self.db.commit()
+        except sqlite3.Error as e:
+            raise PlannerInputError("out", f"cannot open the results store {self.path}: {e}") from None
+        self.columns = [row[1] for row in self.db.execute("PRAGMA table_info(points)")]
+
+    def done(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT key FROM points")}
+
+    def put(self, key: str, index: int, inputs: dict[str, Any], results: dict[str, Any] | None, error: str | None,
+            elapsed_s: float) -> None:  # fmt: skip
+        row: dict[str, Any] = {
+            "key": key,
+            "point": index,
+            "status": "error" if error else "ok",
+            "error": error,
+            "elapsed_s": elapsed_s,
+        }
+        for k, v in {**inputs, **(results or {})}.items():
+            if k not in row:
+                row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        for k in row:
+            if k not in self.columns:
+                self.db.execute(f"ALTER TABLE points ADD COLUMN {_q(k)}")
+                self.columns.append(k)
+        cols = ", ".join(_q(k) for k in row)
+        marks = ", ".join("?" for _ in row)
+        self.db.execute(f"INSERT OR REPLACE INTO points ({cols}) VALUES ({marks})", list(row.values()))
+        self.db.commit()
+
+    def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts (NULL columns of a row left out), in the order of ``keys`` when given."""
+        cur = self.db.execute("SELECT * FROM points")
+        names = [c[0] for c in cur.description]
+        by_key = {}
+        for values in cur:
+            by_key[values[0]] = {n: v for n, v in zip(names, values) if v is not None or n in FIXED_COLUMNS}
+        if keys is None:
+            return sorted(by_key.values(), key=lambda r: r["point"])
+        return [by_key[k] for k in keys if k in by_key]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+EXPORT_SUFFIXES = (".csv", ".parquet")
+
+
+def store_path(out: str | os.PathLike[str]) -> tuple[str, str | None]:
+    """(SQLite store, export file or None) for ``--out``: a ``.csv``/``.parquet`` export keeps its
+    store next to it as ``OUT.sqlite``; any other name is the store itself."""
+    p = str(out)
+    suffix = Path(p).suffix.lower()
+    if suffix in EXPORT_SUFFIXES:
+        if suffix == ".parquet":
+            _require_parquet()
+        return p + ".sqlite", p
+    if suffix and suffix not in STORE_SUFFIXES:
+        raise PlannerInputError("out", f"must end in .db, .sqlite, .sqlite3 (the store), .csv or .parquet; got {p}")
+    return p, None
+
+
+def _require_parquet() -> None:
+    try:
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise PlannerInputError("out", ".parquet needs pandas and pyarrow installed; use .csv or .sqlite") from None
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    cols: dict[str, None] = dict.fromkeys(FIXED_COLUMNS)
+    for r in rows:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def export(rows: list[dict[str, Any]], path: str) -> None:
+    """Write rows as CSV or Parquet (by the suffix)."""
+    cols = _columns(rows)
+    try:
+        if path.lower().endswith(".parquet"):
+            _require_parquet()
+            import pandas as pd
+
+            pd.DataFrame(rows, columns=cols).to_parquet(path)
+            return
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+    except OSError as e:
+        raise PlannerInputError("out", f"cannot write {path}: {e.strerror}") from None
+
+
+# ------------------------------------------------------------------------------------ the sweep
+
+
+class SweepReport(BaseModel):
+    points: int
+    skipped: int
+    ran: int
+    errors: int
+    store: str
+    export: str | None
+    wall_s: float
+
+
+def _jobs(
+    spec: SweepSpec, store: Store
+) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]]]:
+    keys, todo, seen = [], [], set()
+    done = store.done()
+    for i, inputs in enumerate(spec.points()):
+        k = point_key(inputs, spec.search)
+        keys.append(k)
+        if k not in done and k not in seen:
+            todo.append((i, k, inputs))
+        seen.add(k)
+    return keys, todo
+
+
+def _results(
+    todo: list[tuple[int, str, dict[str, Any]]], search: bool, workers: int
+) -> Iterator[tuple[int, str, dict[str, Any], tuple[dict[str, Any] | None, str | None, float]]]:
+    if workers <= 1 or len(todo) <= 1:
+        for i, k, inputs in todo:
+            yield i, k, inputs, run_point(inputs, search)
+        return
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)))
+    try:
+        # keep a bounded number in flight so an interrupt loses little and memory stays flat
+        it = iter(todo)
+        pending: dict[Future[Any], tuple[int, str, dict[str, Any]]] = {}
+        for job in itertools.islice(it, 4 * workers):
+            pending[pool.submit(run_point, job[2], search)] = job
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                i, k, inputs = pending.pop(f)
+                for job in itertools.islice(it, 1):
+                    pending[pool.submit(run_point, job[2], search)] = job
+                yield i, k, inputs, f.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_sweep(
+    spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec,
+    out: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> tuple[SweepReport, list[dict[str, Any]]]:
+    """Run (or resume) a sweep; returns the report and the rows of this spec's points in order."""
+    s = load_spec(spec)
+    if workers is not None and workers < 1:
+        raise PlannerInputError("workers", f"must be a positive integer, got {workers}")
+    n_workers = workers or os.cpu_count() or 1
+    db, exp = store_path(out) if out is not None else (":memory:", None)
+    t0 = time.perf_counter()
+    store = Store(db)
+    try:
+        keys, todo = _jobs(s, store)
+        for n, (i, k, inputs, (res, err, el)) in enumerate(_results(todo, s.search, n_workers), 1):
+            store.put(k, i, inputs, res, err, el)
+            if progress and (n % 25 == 0 or n == len(todo)):
+                print(f"sweep: {n}/{len(todo)} points run", file=sys.stderr)
+        rows = store.rows(keys)
+    finally:
+        store.close()
+    if exp is not None:
+        export(rows, exp)
+    report = SweepReport(
+        points=len(keys),
+        skipped=len(keys) - len(todo),
+        ran=len(todo),
+        errors=sum(r["status"] == "error" for r in rows),
+        store=db,
+        export=exp,
+        wall_s=time.perf_counter() - t0,
+    )
+    return report, rows
+
+
+def sweep(
+    spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> Any:
+    """Run or resume a sweep (see the module doc) and return one row per point.
+
+    ``spec`` is a YAML path, a dict or a :class:`SweepSpec`; ``out`` the results file (``.db`` /
+    ``.sqlite``: the store; ``.csv`` / ``.parquet``: exported, with the store at ``OUT.sqlite``;
+    ``None``: in memory, nothing kept); ``workers`` local processes (default: all cores).
+
+    Returns a pandas DataFrame when pandas is installed, else a list of dicts (pandas is not a
+    dependency of planner). Each row holds ``key``, ``point``, ``status`` (ok|error), ``error``,
+    ``elapsed_s``, the point's inputs and the flattened result (``step_time_s``, ``mfu``,
+    ``memory.peak_gib``, ``cost.usd_per_hour``, ``breakdown.compute_s``, ``strategy.dp``, ...).
+
+    >>> rows = sweep({"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb", "global_batch": 64},
+    ...               "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out="s.db")  # doctest: +SKIP
+    """
+    _, rows = run_sweep(spec, out=out, workers=workers, progress=progress)
+    try:
+        import pandas as pd
+    except ImportError:
+        return rows
+    return pd.DataFrame(rows, columns=_columns(rows))
