@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -62,10 +62,10 @@ SEARCH_INPUTS: dict[str, Any] = {
 
 _STRICT = ConfigDict(extra="forbid", strict=False)
 _SimulateInputs = create_model(  # type: ignore[call-overload]
-    "SimulateInputs", __config__=_STRICT, **{k: (Optional[t], None) for k, t in SIMULATE_INPUTS.items()}
+    "SimulateInputs", __config__=_STRICT, **{k: (t | None, None) for k, t in SIMULATE_INPUTS.items()}
 )
 _SearchInputs = create_model(  # type: ignore[call-overload]
-    "SearchInputs", __config__=_STRICT, **{k: (Optional[t], None) for k, t in SEARCH_INPUTS.items()}
+    "SearchInputs", __config__=_STRICT, **{k: (t | None, None) for k, t in SEARCH_INPUTS.items()}
 )
 
 
@@ -85,11 +85,14 @@ class SweepSpec(BaseModel):
         """Every point's inputs, in order (base, then the axes' values)."""
         names = list(self.axes)
         lists = [self.axes[n] for n in names]
-        combos: Iterable[tuple[Any, ...]] = zip(*lists) if self.mode == "zip" else itertools.product(*lists)
-        return [{**self.base, **dict(zip(names, c))} for c in combos]
+        combos: Iterable[tuple[Any, ...]] = (
+            zip(*lists, strict=True) if self.mode == "zip" else itertools.product(*lists)
+        )
+        return [{**self.base, **dict(zip(names, c, strict=True))} for c in combos]
 
 
-def _check_inputs(where: str, values: dict[str, Any], search: bool) -> None:
+def _check_inputs(where: str, values: dict[str, Any], search: bool, value_where: str | None = None) -> None:
+    """Every key a known input and every value of its type; ``value_where`` names a lone value."""
     known = SEARCH_INPUTS if search else SIMULATE_INPUTS
     for k in values:
         if k not in known:
@@ -99,7 +102,10 @@ def _check_inputs(where: str, values: dict[str, Any], search: bool) -> None:
     try:
         model.model_validate(values)
     except ValidationError as e:
-        raise pydantic_message(where, e) from None
+        err = pydantic_message(where, e)
+        if value_where is not None:
+            raise PlannerInputError(value_where, err.rule) from None
+        raise err from None
 
 
 def load_spec(spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec) -> SweepSpec:
@@ -127,12 +133,13 @@ def load_spec(spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec) -> Swee
         raise pydantic_message("spec", e) from None
     _check_inputs("spec.base", s.base, s.search)
     for name, values in s.axes.items():
+        _check_inputs("spec.axes", {name: None}, s.search)
         if not values:
             raise PlannerInputError(f"spec.axes.{name}", "is an empty list")
         if name in s.base:
             raise PlannerInputError(f"spec.axes.{name}", "is also set in base; set it in one place")
         for i, v in enumerate(values):
-            _check_inputs(f"spec.axes.{name}[{i}]", {name: v}, s.search)
+            _check_inputs("spec.axes", {name: v}, s.search, value_where=f"spec.axes.{name}[{i}]")
     if s.mode == "zip" and len({len(v) for v in s.axes.values()}) > 1:
         lens = ", ".join(f"{k} has {len(v)}" for k, v in s.axes.items())
         raise PlannerInputError("spec.axes", f"zip mode needs lists of equal length ({lens})")
@@ -238,12 +245,12 @@ class Store:
         self.db.commit()
 
     def rows(self, keys: list[str] | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts (NULL columns of a row left out), in the order of ``keys`` when given."""
+        """Rows as dicts (every column; None where a row has no value), in the order of ``keys`` when given."""
         cur = self.db.execute("SELECT * FROM points")
         names = [c[0] for c in cur.description]
         by_key = {}
         for values in cur:
-            by_key[values[0]] = {n: v for n, v in zip(names, values) if v is not None or n in FIXED_COLUMNS}
+            by_key[values[0]] = dict(zip(names, values, strict=True))
         if keys is None:
             return sorted(by_key.values(), key=lambda r: r["point"])
         return [by_key[k] for k in keys if k in by_key]
@@ -320,9 +327,7 @@ class SweepReport(BaseModel):
     wall_s: float
 
 
-def _jobs(
-    spec: SweepSpec, store: Store
-) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]]]:
+def _jobs(spec: SweepSpec, store: Store) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]]]:
     keys, todo, seen = [], [], set()
     done = store.done()
     for i, inputs in enumerate(spec.points()):
