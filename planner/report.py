@@ -45,7 +45,23 @@ class Cost(BaseModel):
     price_date: str | None
 
 
-class StepResult(BaseModel):
+class TimelineResult(BaseModel):
+    """A result that carries the simulated timeline it came from, and writes it as a trace."""
+
+    _timeline: Timeline | None = PrivateAttr(default=None)
+    _graph: Any = PrivateAttr(default=None)
+
+    def write_trace(self, path: str | Path) -> int:
+        """Write the step's timeline as a Chrome trace (open in ui.perfetto.dev); returns events."""
+        if self._timeline is None or self._graph is None:
+            raise ValueError("this result carries no timeline (it was loaded, not simulated)")
+        events = trace_events(self._graph, self._timeline)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+        return len(events)
+
+
+class StepResult(TimelineResult):
     """Prediction for one training step (one optimizer step over the global batch)."""
 
     step_time_s: float
@@ -62,17 +78,6 @@ class StepResult(BaseModel):
     scenario: dict[str, Any]
     tasks: int = Field(description="tasks in the simulated step graph")
     calibration: str
-    _timeline: Timeline | None = PrivateAttr(default=None)
-    _graph: Any = PrivateAttr(default=None)
-
-    def write_trace(self, path: str | Path) -> int:
-        """Write the step's timeline as a Chrome trace (open in ui.perfetto.dev); returns events."""
-        if self._timeline is None or self._graph is None:
-            raise ValueError("this result carries no timeline (it was loaded, not simulated)")
-        events = trace_events(self._graph, self._timeline)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
-        return len(events)
 
 
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -293,7 +298,7 @@ class RecsysCost(BaseModel):
     price_date: str | None
 
 
-class RecsysStepResult(BaseModel):
+class RecsysStepResult(TimelineResult):
     """Prediction for one training step of a recommendation model (one optimizer step)."""
 
     kind: str = "recsys"
@@ -309,17 +314,6 @@ class RecsysStepResult(BaseModel):
     scenario: dict[str, Any]
     tasks: int
     calibration: str
-    _timeline: Timeline | None = PrivateAttr(default=None)
-    _graph: Any = PrivateAttr(default=None)
-
-    def write_trace(self, path: str | Path) -> int:
-        """Write the step's timeline as a Chrome trace (open in ui.perfetto.dev); returns events."""
-        if self._timeline is None or self._graph is None:
-            raise ValueError("this result carries no timeline (it was loaded, not simulated)")
-        events = trace_events(self._graph, self._timeline)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
-        return len(events)
 
 
 def recsys_breakdown(graph: Any, tl: Timeline, rank: int) -> RecsysBreakdown:

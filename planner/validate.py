@@ -259,6 +259,27 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
+def build_report(results: list[Any], calib: Calibration, file: str) -> ValidationReport:
+    """Summaries of predicted rows: all, fully specified, with defaults, per source."""
+    ok = [r for r in results if r.error is not None]
+    allsum = summarize([r.error for r in ok])
+    by_source: dict[str, list[float]] = {}
+    for r in ok:
+        by_source.setdefault(r.source, []).append(r.error)
+    return ValidationReport(
+        file=file,
+        calibration=calib.name,
+        rows=results,
+        median_abs_error=allsum.median_abs_error,
+        mean_abs_error=allsum.mean_abs_error,
+        max_abs_error=allsum.max_abs_error,
+        fully_specified=summarize([r.error for r in ok if not r.defaulted]),
+        with_defaults=summarize([r.error for r in ok if r.defaulted]),
+        by_source={k: summarize(v) for k, v in sorted(by_source.items())},
+        failed=len(results) - len(ok),
+    )
+
+
 def _predict(args: tuple[dict[str, str], int, Calibration]) -> tuple[float | None, str | None, list[str]]:
     """Predict one row: (step time or None, the reason it failed, fields left blank)."""
     row, line, calib = args
@@ -304,23 +325,7 @@ def validate_rows(
         )
         for (row, line, _), meas, (pred, problem, defaulted) in zip(jobs, measured, preds, strict=True)
     ]
-    ok = [r for r in results if r.error is not None]
-    allsum = summarize([r.error for r in ok])  # type: ignore[misc]
-    by_source: dict[str, list[float]] = {}
-    for r in ok:
-        by_source.setdefault(r.source, []).append(r.error)  # type: ignore[arg-type]
-    return ValidationReport(
-        file=file,
-        calibration=calib.name,
-        rows=results,
-        median_abs_error=allsum.median_abs_error,
-        mean_abs_error=allsum.mean_abs_error,
-        max_abs_error=allsum.max_abs_error,
-        fully_specified=summarize([r.error for r in ok if not r.defaulted]),  # type: ignore[misc]
-        with_defaults=summarize([r.error for r in ok if r.defaulted]),  # type: ignore[misc]
-        by_source={k: summarize(v) for k, v in sorted(by_source.items())},
-        failed=len(results) - len(ok),
-    )
+    return build_report(results, calib, file)
 
 
 def validate_file(path: str | Path, calib: Calibration = DEFAULT) -> ValidationReport:
@@ -414,23 +419,7 @@ def validate_recsys_rows(rows: list[dict[str, str]], calib: Calibration = DEFAUL
                 measured_samples_per_s=meas,
             )
         )
-    ok = [r for r in results if r.error is not None]
-    allsum = summarize([r.error for r in ok])  # type: ignore[misc]
-    by_source: dict[str, list[float]] = {}
-    for r in ok:
-        by_source.setdefault(r.source, []).append(r.error)  # type: ignore[arg-type]
-    return ValidationReport(
-        file=file,
-        calibration=calib.name,
-        rows=results,
-        median_abs_error=allsum.median_abs_error,
-        mean_abs_error=allsum.mean_abs_error,
-        max_abs_error=allsum.max_abs_error,
-        fully_specified=summarize([r.error for r in ok if not r.defaulted]),  # type: ignore[misc]
-        with_defaults=summarize([r.error for r in ok if r.defaulted]),  # type: ignore[misc]
-        by_source={k: summarize(v) for k, v in sorted(by_source.items())},
-        failed=len(results) - len(ok),
-    )
+    return build_report(results, calib, file)
 
 
 def _pct(x: float | None) -> str:
