@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import signal
 import sqlite3
@@ -21,9 +22,20 @@ from planner.sweep import load_spec, point_key, run_sweep, sweep
 BASE = {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb", "global_batch": 64}
 
 
+def _records(rows: object) -> list[dict]:
+    """sweep() returns a DataFrame when pandas is installed, else a list of dicts: compare as dicts
+    (NaN, pandas' missing value, back to None)."""
+    if isinstance(rows, list):
+        return rows
+    out = []
+    for r in rows.to_dict("records"):  # type: ignore[attr-defined]
+        out.append({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()})
+    return out
+
+
 def test_small_grid_writes_four_rows(tmp_path: Path) -> None:
     out = tmp_path / "r.db"
-    rows = sweep({"base": BASE, "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out=out, workers=1)
+    rows = _records(sweep({"base": BASE, "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out=out, workers=1))
     assert len(rows) == 4
     assert [(r["gpus"], r["micro_batch"]) for r in rows] == [(8, 1), (8, 2), (16, 1), (16, 2)]
     for r in rows:
@@ -52,7 +64,7 @@ def test_zip_mode_and_cli_csv(tmp_path: Path) -> None:
 
 
 def test_invalid_point_records_error_and_goes_on(tmp_path: Path) -> None:
-    rows = sweep({"base": BASE, "axes": {"gpus": [8], "tp": [1, 3, 2]}}, out=tmp_path / "r.db", workers=1)
+    rows = _records(sweep({"base": BASE, "axes": {"gpus": [8], "tp": [1, 3, 2]}}, out=tmp_path / "r.db", workers=1))
     assert [r["status"] for r in rows] == ["ok", "error", "ok"]
     assert "tp" in rows[1]["error"] and rows[1]["step_time_s"] is None
     assert rows[2]["step_time_s"] > 0
@@ -92,8 +104,8 @@ def test_key_is_stable_and_order_free() -> None:
 
 
 def test_search_mode(tmp_path: Path) -> None:
-    rows = sweep({"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb"}, "axes": {"gpus": [8]}, "search": True},
-                 workers=1)  # fmt: skip
+    spec = {"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb"}, "axes": {"gpus": [8]}, "search": True}
+    rows = _records(sweep(spec, workers=1))
     assert rows[0]["status"] == "ok" and rows[0]["layout.tp"] >= 1 and rows[0]["step_time_s"] > 0
 
 

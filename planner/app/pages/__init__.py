@@ -1,0 +1,1 @@
+"""One module per page, each with a ``render()`` that ``app.py`` hands to ``st.navigation``."""

@@ -1,0 +1,139 @@
+"""Simulate: one training step of a model on some hardware with a layout."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import streamlit as st
+
+from planner.app import charts
+from planner.app.common import PENDING_KEY, catalog_ids, fmt, guarded, model_names, simulate_cached
+from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+
+DEFAULTS: dict[str, Any] = {
+    "sim_model": "gpt3-1.7b",
+    "sim_hw_kind": "accelerator",
+    "sim_accelerator": "h100-sxm-80gb",
+    "sim_instance": "p5.48xlarge",
+    "sim_gpus": 8,
+    "sim_tp": 1,
+    "sim_pp": 1,
+    "sim_vpp": 1,
+    "sim_cp": 1,
+    "sim_ep": 1,
+    "sim_micro_batch": 1,
+    "sim_global_batch": 0,
+    "sim_recompute": "none",
+    "sim_zero_stage": 0,
+    "sim_sequence_parallel": False,
+    "sim_precision": "bf16",
+    "sim_schedule": "default",
+}
+
+
+def _init_state() -> None:
+    pending = st.session_state.pop(PENDING_KEY, None)
+    for k, v in DEFAULTS.items():
+        if k not in st.session_state:
+            st.session_state[k] = v
+    if pending:
+        for k, v in pending.items():
+            st.session_state[f"sim_{k}"] = v
+
+
+def _sidebar() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
+    ids = catalog_ids()
+    sb = st.sidebar
+    sb.header("Scenario")
+    models = model_names()
+    if st.session_state["sim_model"] not in models:
+        models = [st.session_state["sim_model"], *models]
+    model = sb.selectbox("Model (preset)", models, key="sim_model")
+    kind = sb.radio("Hardware", ["accelerator", "instance"], key="sim_hw_kind", horizontal=True)
+    hw = sb.selectbox(kind.capitalize(), ids[kind], key=f"sim_{kind}")
+    gpus = sb.number_input("GPUs", min_value=1, step=1, key="sim_gpus")
+    sb.header("Layout")
+    c1, c2 = sb.columns(2)
+    tp = c1.number_input("tp", min_value=1, step=1, key="sim_tp")
+    pp = c2.number_input("pp", min_value=1, step=1, key="sim_pp")
+    vpp = c1.number_input("vpp", min_value=1, step=1, key="sim_vpp")
+    cp = c2.number_input("cp", min_value=1, step=1, key="sim_cp")
+    ep = c1.number_input("ep", min_value=1, step=1, key="sim_ep")
+    zero = c2.selectbox("ZeRO stage", [0, 1, 2, 3], key="sim_zero_stage")
+    mb = c1.number_input("micro-batch", min_value=1, step=1, key="sim_micro_batch")
+    gb = c2.number_input("global batch (0: default)", min_value=0, step=1, key="sim_global_batch")
+    recompute = sb.selectbox("Recomputation", list(RECOMPUTE_CHOICES), key="sim_recompute")
+    schedule = sb.selectbox("Pipeline schedule", ["default", *SCHEDULE_CHOICES], key="sim_schedule")
+    sp = sb.checkbox("Sequence parallelism", key="sim_sequence_parallel")
+    precision = sb.selectbox("Precision", list(PRECISION_CHOICES), key="sim_precision")
+    fields: dict[str, Any] = {
+        "tp": int(tp),
+        "pp": int(pp),
+        "vpp": int(vpp),
+        "cp": int(cp),
+        "ep": int(ep),
+        "zero_stage": int(zero),
+        "micro_batch": int(mb),
+        "global_batch": int(gb) or None,
+        "recompute": recompute,
+        "schedule": None if schedule == "default" else schedule,
+        "sequence_parallel": bool(sp),
+        "precision": precision,
+    }
+    return model, (kind, hw), int(gpus), {k: v for k, v in fields.items() if v is not None}
+
+
+def _metrics(r: dict[str, Any]) -> None:
+    mem, cost = r["memory"], r["cost"]
+    c = st.columns(6)
+    c[0].metric("Step time", fmt(r["step_time_s"], ".4g", " s"))
+    c[1].metric("MFU", fmt(r["mfu"] * 100, ".1f", " %"))
+    c[2].metric("Tokens/s", fmt(r["tokens_per_s"], ",.0f"))
+    c[3].metric("Memory peak / capacity", f"{mem['peak_gib']:.1f} / {mem['capacity_gib']:.0f} GiB")
+    c[4].metric("$/hour", fmt(cost["usd_per_hour"], ",.2f"))
+    c[5].metric("$/M tokens", fmt(cost["usd_per_million_tokens"], ".4g"))
+    if cost["price_source"]:
+        st.caption(f"Price: {cost['price_source']} ({cost['price_date']})")
+    elif cost["usd_per_hour"] is None:
+        st.caption("No price: pick an instance to see costs.")
+
+
+def render() -> None:
+    st.title("Simulate one training step")
+    _init_state()
+    model, hardware, gpus, fields = _sidebar()
+    with st.spinner("Simulating..."):
+        out = guarded(simulate_cached, model, hardware, gpus, tuple(sorted(fields.items())))
+    if out is None:
+        return
+    r = out["result"]
+    s = r["scenario"]["strategy"]
+    st.caption(
+        f"{model} on {r['scenario']['cluster']['name']}: tp{s['tp']} pp{s['pp']} dp{s['dp']} cp{s['cp']} "
+        f"ep{s['ep']} vpp{s['vpp']}, micro-batch {s['micro_batch']}, global batch {s['global_batch']}, "
+        f"{r['scenario']['micro_batches_per_replica']} micro-batches per replica, {s['precision']}"
+    )
+    _metrics(r)
+    mem = r["memory"]
+    if not mem["fits"]:
+        st.warning(
+            f"Does not fit: {mem['peak_gib']:.1f} GiB needed on pipeline rank {mem['pipeline_rank']}, "
+            f"{mem['capacity_gib']:.0f} GiB available. Try more tp/pp, ZeRO, recomputation or more GPUs."
+        )
+    st.subheader("Timeline of the step")
+    rows = out["gantt"]
+    if len(rows) > charts.MAX_GANTT_ROWS:
+        st.caption(f"Showing the first {charts.MAX_GANTT_ROWS:,} of {len(rows):,} bars; the trace file has them all.")
+    st.altair_chart(charts.gantt_chart(rows))
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Breakdown")
+        st.altair_chart(charts.breakdown_chart(r["breakdown"]))
+    with right:
+        st.subheader("Memory per accelerator")
+        st.altair_chart(charts.memory_chart(mem))
+    d1, d2 = st.columns(2)
+    d1.download_button("Result (JSON)", json.dumps(r, indent=2), file_name="result.json", mime="application/json")
+    d2.download_button("Trace (Perfetto)", out["trace"], file_name="trace.json", mime="application/json")
+    st.caption("Open the trace at https://ui.perfetto.dev")
