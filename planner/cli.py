@@ -460,7 +460,7 @@ def add_search_commands(sub: Any) -> None:
 def cmd_sweep(a: argparse.Namespace) -> int:
     from planner.sweep import run_sweep
 
-    rep, _ = run_sweep(a.spec, out=a.out, workers=a.workers, progress=True)
+    rep, _ = run_sweep(a.spec, out=a.out, workers=a.workers, progress=True, scheduler=a.scheduler)
     where = rep.store + (f", exported to {rep.export}" if rep.export else "")
     print(
         f"sweep: {rep.points} points ({rep.ran} run now, {rep.skipped} already in the store),"
@@ -487,6 +487,7 @@ def add_sweep_command(sub: Any) -> None:
         help="results: .db/.sqlite (the store) or .csv/.parquet (exported; the store is OUT.sqlite)",
     )
     sw.add_argument("--workers", type=_positive_int("--workers"), help="local processes (default: cores)")
+    sw.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster (tcp://host:8786)")
     sw.set_defaults(func=cmd_sweep)
 
 

@@ -339,29 +339,72 @@ def _jobs(spec: SweepSpec, store: Store) -> tuple[list[str], list[tuple[int, str
     return keys, todo
 
 
-def _results(
-    todo: list[tuple[int, str, dict[str, Any]]], search: bool, workers: int
-) -> Iterator[tuple[int, str, dict[str, Any], tuple[dict[str, Any] | None, str | None, float]]]:
-    if workers <= 1 or len(todo) <= 1:
-        for i, k, inputs in todo:
-            yield i, k, inputs, run_point(inputs, search)
-        return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)))
-    try:
-        # keep a bounded number in flight so an interrupt loses little and memory stays flat
-        it = iter(todo)
-        pending: dict[Future[Any], tuple[int, str, dict[str, Any]]] = {}
-        for job in itertools.islice(it, 4 * workers):
-            pending[pool.submit(run_point, job[2], search)] = job
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in finished:
-                i, k, inputs = pending.pop(f)
-                for job in itertools.islice(it, 1):
-                    pending[pool.submit(run_point, job[2], search)] = job
-                yield i, k, inputs, f.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+Job = tuple[int, str, dict[str, Any]]
+Outcome = tuple[dict[str, Any] | None, str | None, float]
+
+
+class LocalProcesses:
+    """Runs points in local processes, a bounded number in flight so an interrupt loses little."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def results(self, todo: list[Job], search: bool) -> Iterator[tuple[Job, Outcome]]:
+        if self.workers <= 1 or len(todo) <= 1:
+            for job in todo:
+                yield job, run_point(job[2], search)
+            return
+        pool = ProcessPoolExecutor(max_workers=min(self.workers, len(todo)))
+        try:
+            it = iter(todo)
+            pending: dict[Future[Any], Job] = {}
+            for job in itertools.islice(it, 4 * self.workers):
+                pending[pool.submit(run_point, job[2], search)] = job
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    job = pending.pop(f)
+                    for nxt in itertools.islice(it, 1):
+                        pending[pool.submit(run_point, nxt[2], search)] = nxt
+                    yield job, f.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskScheduler:
+    """Runs points on a Dask distributed cluster (``--scheduler tcp://host:8786``): the cluster does
+    the scheduling; results come back here and are committed by this process only."""
+
+    def __init__(self, address: str, in_flight: int = 256) -> None:
+        self.address = address
+        self.in_flight = in_flight
+
+    def results(self, todo: list[Job], search: bool) -> Iterator[tuple[Job, Outcome]]:
+        try:
+            from distributed import Client, as_completed
+        except ImportError:
+            raise PlannerInputError(
+                "scheduler", "Dask is not installed: pip install -e '.[cluster]' (the distributed package)"
+            ) from None
+        try:
+            client = Client(self.address, timeout="10s")
+        except (OSError, TimeoutError) as e:
+            raise PlannerInputError("scheduler", f"cannot reach the Dask scheduler at {self.address}: {e}") from None
+        try:
+            it = iter(todo)
+            futures = {}
+            for job in itertools.islice(it, self.in_flight):
+                futures[client.submit(run_point, job[2], search, pure=False)] = job
+            ac = as_completed(list(futures))
+            for f in ac:
+                job = futures.pop(f)
+                for nxt in itertools.islice(it, 1):
+                    nf = client.submit(run_point, nxt[2], search, pure=False)
+                    futures[nf] = nxt
+                    ac.add(nf)
+                yield job, f.result()
+        finally:
+            client.close()
 
 
 def run_sweep(
@@ -369,18 +412,23 @@ def run_sweep(
     out: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> tuple[SweepReport, list[dict[str, Any]]]:
-    """Run (or resume) a sweep; returns the report and the rows of this spec's points in order."""
+    """Run (or resume) a sweep; returns the report and the rows of this spec's points in order.
+
+    Points run in ``workers`` local processes, or on the Dask cluster at ``scheduler``."""
     s = load_spec(spec)
     if workers is not None and workers < 1:
         raise PlannerInputError("workers", f"must be a positive integer, got {workers}")
-    n_workers = workers or os.cpu_count() or 1
+    runner: LocalProcesses | DaskScheduler = (
+        DaskScheduler(scheduler) if scheduler else LocalProcesses(workers or os.cpu_count() or 1)
+    )
     db, exp = store_path(out) if out is not None else (":memory:", None)
     t0 = time.perf_counter()
     store = Store(db)
     try:
         keys, todo = _jobs(s, store)
-        for n, (i, k, inputs, (res, err, el)) in enumerate(_results(todo, s.search, n_workers), 1):
+        for n, ((i, k, inputs), (res, err, el)) in enumerate(runner.results(todo, s.search), 1):
             store.put(k, i, inputs, res, err, el)
             if progress and (n % 25 == 0 or n == len(todo)):
                 print(f"sweep: {n}/{len(todo)} points run", file=sys.stderr)
@@ -407,12 +455,14 @@ def sweep(
     out: str | os.PathLike[str] | None = None,
     workers: int | None = None,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> Any:
     """Run or resume a sweep (see the module doc) and return one row per point.
 
     ``spec`` is a YAML path, a dict or a :class:`SweepSpec`; ``out`` the results file (``.db`` /
     ``.sqlite``: the store; ``.csv`` / ``.parquet``: exported, with the store at ``OUT.sqlite``;
-    ``None``: in memory, nothing kept); ``workers`` local processes (default: all cores).
+    ``None``: in memory, nothing kept); ``workers`` local processes (default: all cores), or
+    ``scheduler`` the address of a Dask distributed scheduler (``tcp://host:8786``).
 
     Returns a pandas DataFrame when pandas is installed, else a list of dicts (pandas is not a
     dependency of planner). Each row holds ``key``, ``point``, ``status`` (ok|error), ``error``,
@@ -422,7 +472,7 @@ def sweep(
     >>> rows = sweep({"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb", "global_batch": 64},
     ...               "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out="s.db")  # doctest: +SKIP
     """
-    _, rows = run_sweep(spec, out=out, workers=workers, progress=progress)
+    _, rows = run_sweep(spec, out=out, workers=workers, progress=progress, scheduler=scheduler)
     try:
         import pandas as pd
     except ImportError:

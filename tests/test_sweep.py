@@ -144,3 +144,21 @@ def test_resume_after_kill_9(tmp_path: Path) -> None:
     assert [(r["gpus"], r["micro_batch"]) for r in rows] == [
         (g, m) for g in (16, 32, 64, 128, 256, 512) for m in (1, 2)
     ]
+
+
+def test_dask_local_cluster_gives_the_same_rows_as_local_processes(tmp_path: Path) -> None:
+    """A sweep on a Dask LocalCluster started here matches the same sweep on local processes."""
+    distributed = pytest.importorskip("distributed")
+    spec = {"base": BASE, "axes": {"gpus": [8, 16], "micro_batch": [1, 2], "tp": [1, 3]}}
+    _, local = run_sweep(spec, out=tmp_path / "local.db", workers=2)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        _, dask_rows = run_sweep(spec, out=tmp_path / "dask.db", scheduler=c.scheduler_address)
+    keep = ("key", "status", "error", "step_time_s", "mfu", "memory.peak_gib")
+    assert [{k: r.get(k) for k in keep} for r in dask_rows] == [{k: r.get(k) for k in keep} for r in local]
+    assert sum(r["status"] == "error" for r in dask_rows) == 4  # tp 3 breaks a rule at every point
+
+
+def test_unreachable_scheduler_is_a_user_error(tmp_path: Path) -> None:
+    pytest.importorskip("distributed")
+    with pytest.raises(PlannerInputError, match="scheduler"):
+        run_sweep({"base": BASE, "axes": {"gpus": [8]}}, out=tmp_path / "x.db", scheduler="tcp://127.0.0.1:9")
