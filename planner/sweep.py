@@ -26,7 +26,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Literal
@@ -407,6 +407,34 @@ class DaskScheduler:
             client.close()
 
 
+def _progress(total: int, skipped: int) -> Callable[[int], None]:
+    """Progress with rate and ETA on stderr: a tqdm bar on a terminal, else a line every ~5 %."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=f"sweep ({skipped} already done)", unit="point", file=sys.stderr)
+
+        def tick(n: int) -> None:
+            bar.update(n - bar.n)
+            if n >= total:
+                bar.close()
+
+        return tick
+    t0 = time.perf_counter()
+    step = max(1, total // 20)
+
+    def line(n: int) -> None:
+        if n % step and n != total:
+            return
+        rate = n / max(time.perf_counter() - t0, 1e-9)
+        eta = (total - n) / rate if rate > 0 else 0.0
+        print(
+            f"sweep: {n}/{total} points ({skipped} already done), {rate:.1f} points/s, ETA {eta:.0f} s", file=sys.stderr
+        )
+
+    return line
+
+
 def run_sweep(
     spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec,
     out: str | os.PathLike[str] | None = None,
@@ -428,10 +456,11 @@ def run_sweep(
     store = Store(db)
     try:
         keys, todo = _jobs(s, store)
+        bar = _progress(len(todo), len(keys) - len(todo)) if progress else None
         for n, ((i, k, inputs), (res, err, el)) in enumerate(runner.results(todo, s.search), 1):
             store.put(k, i, inputs, res, err, el)
-            if progress and (n % 25 == 0 or n == len(todo)):
-                print(f"sweep: {n}/{len(todo)} points run", file=sys.stderr)
+            if bar is not None:
+                bar(n)
         rows = store.rows(keys)
     finally:
         store.close()
@@ -464,8 +493,7 @@ def sweep(
     ``None``: in memory, nothing kept); ``workers`` local processes (default: all cores), or
     ``scheduler`` the address of a Dask distributed scheduler (``tcp://host:8786``).
 
-    Returns a pandas DataFrame when pandas is installed, else a list of dicts (pandas is not a
-    dependency of planner). Each row holds ``key``, ``point``, ``status`` (ok|error), ``error``,
+    Returns a pandas DataFrame (a list of dicts only where pandas is missing from the environment). Each row holds ``key``, ``point``, ``status`` (ok|error), ``error``,
     ``elapsed_s``, the point's inputs and the flattened result (``step_time_s``, ``mfu``,
     ``memory.peak_gib``, ``cost.usd_per_hour``, ``breakdown.compute_s``, ``strategy.dp``, ...).
 

@@ -162,3 +162,17 @@ def test_unreachable_scheduler_is_a_user_error(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
     with pytest.raises(PlannerInputError, match="scheduler"):
         run_sweep({"base": BASE, "axes": {"gpus": [8]}}, out=tmp_path / "x.db", scheduler="tcp://127.0.0.1:9")
+
+
+def test_dlrm_example_runs_and_plots() -> None:
+    """examples/dlrm_table_vs_row.py: one command, a table and a plot."""
+    pytest.importorskip("matplotlib")
+    root = Path(__file__).resolve().parents[1]
+    out = root / "examples" / "out" / "dlrm_table_vs_row.png"
+    out.unlink(missing_ok=True)
+    p = subprocess.run(
+        [sys.executable, str(root / "examples" / "dlrm_table_vs_row.py")], capture_output=True, text=True, timeout=300
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "row" in p.stdout and "M samples/s" in p.stdout
+    assert out.exists() and out.stat().st_size > 10_000
