@@ -80,6 +80,19 @@ class StepResult(TimelineResult):
     calibration: str
 
 
+def step_price(cluster: Any, step_s: float) -> dict[str, Any]:
+    """The price fields of a step on ``cluster``: per GPU-hour, per hour, per step, and the source."""
+    price = cluster.usd_per_gpu_hour
+    usd_hour = price * cluster.num_gpus if price is not None else None
+    return {
+        "usd_per_gpu_hour": price,
+        "usd_per_hour": usd_hour,
+        "usd_per_step": usd_hour * step_s / 3600 if usd_hour is not None else None,
+        "price_source": cluster.price_source,
+        "price_date": cluster.price_date,
+    }
+
+
 def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     out: list[tuple[float, float]] = []
     for a, b in sorted(intervals):

@@ -19,7 +19,7 @@ from planner.errors import PlannerInputError, pydantic_message
 from planner.graph.transformer import build
 from planner.hardware import Cluster, resolve_cluster
 from planner.memory import memory
-from planner.report import Cost, StepResult, breakdown
+from planner.report import Cost, StepResult, breakdown, step_price
 from planner.strategy import Strategy, check_layout
 from planner.workloads.recsys import RecsysSpec, is_recsys_preset, load_recsys
 from planner.workloads.transformer import TransformerSpec, load_model
@@ -148,17 +148,9 @@ def simulate_scenario(model: TransformerSpec, cluster: Cluster, strategy: Strate
     hw_flops = model_flops + recompute_flops_per_token * tokens
     peak = cluster.accelerator.peak_flops(s.precision)
     mem = memory(model, s, cluster, comp.elem_bytes)
-    price = cluster.usd_per_gpu_hour
-    usd_hour = price * n if price is not None else None
-    usd_step = usd_hour * step / 3600 if usd_hour is not None else None
-    cost = Cost(
-        usd_per_gpu_hour=price,
-        usd_per_hour=usd_hour,
-        usd_per_step=usd_step,
-        usd_per_million_tokens=usd_step / tokens * 1e6 if usd_step is not None else None,
-        price_source=cluster.price_source,
-        price_date=cluster.price_date,
-    )
+    priced = step_price(cluster, step)
+    usd_step = priced["usd_per_step"]
+    cost = Cost(**priced, usd_per_million_tokens=usd_step / tokens * 1e6 if usd_step is not None else None)
     scenario = {
         "model": model.model_dump(),
         "cluster": {

@@ -21,7 +21,7 @@ from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
 from planner.recsys.planner import plan_sharding
 from planner.recsys.strategy import RECSYS_STRATEGY_FIELDS, RecsysStrategy
 from planner.recsys.types import GIB, Plan, Topology
-from planner.report import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown
+from planner.report import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown, step_price
 from planner.workloads.recsys import RecsysSpec
 
 
@@ -126,17 +126,9 @@ def simulate_recsys(
     gb = topo.global_batch
     flops = spec.dense_flops_per_sample() * gb
     peak = cluster.accelerator.peak_flops(s.precision)
-    price = cluster.usd_per_gpu_hour
-    usd_hour = price * n if price is not None else None
-    usd_step = usd_hour * step / 3600 if usd_hour is not None else None
-    cost = RecsysCost(
-        usd_per_gpu_hour=price,
-        usd_per_hour=usd_hour,
-        usd_per_step=usd_step,
-        usd_per_billion_samples=usd_step / gb * 1e9 if usd_step is not None else None,
-        price_source=cluster.price_source,
-        price_date=cluster.price_date,
-    )
+    priced = step_price(cluster, step)
+    usd_step = priced["usd_per_step"]
+    cost = RecsysCost(**priced, usd_per_billion_samples=usd_step / gb * 1e9 if usd_step is not None else None)
     sharding = {
         "placement": s.placement,
         "forced": s.sharding,
