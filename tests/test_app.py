@@ -67,6 +67,18 @@ def test_simulate_does_not_fit_warns() -> None:
     assert any("Does not fit" in w.value for w in at.warning)
 
 
+def test_simulate_a_recommendation_model() -> None:
+    at = page("simulate").run()
+    at.selectbox(key="sim_model").select("dlrm-dcnv2-mlperf").run()
+    assert not at.exception and not at.error
+    m = metrics(at)
+    assert "Samples/s" in m and "$/B samples" in m and m["Dense MFU"].endswith(" %")
+    base = m["Samples/s"]
+    at.selectbox(key="sim_rs_sharding").select("row").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Samples/s"] != base
+
+
 def test_plan_renders_and_sends_a_row_to_simulate() -> None:
     at = page("plan").run()
     assert not at.exception and not at.error
@@ -117,6 +129,23 @@ def test_catalog_renders_and_bad_spec_is_an_error() -> None:
 
 
 @pytest.mark.skipif(not hasattr(AppTest, "file_uploader"), reason="AppTest drives file uploads from streamlit 1.5x")
+def test_catalog_model_spec_goes_to_simulate() -> None:
+    at = page("catalog").run()
+    at.text_area(key="cat_text").input(
+        "name: tiny\nnum_layers: 4\nhidden_size: 512\nnum_heads: 8\nseq_len: 1024\nvocab_size: 32000\n"
+    ).run()
+    assert not at.exception and not at.error
+    at.button(key="cat_use_model").click().run()
+    assert not at.exception
+    pending = at.session_state["sim_pending"]
+    assert pending["model"].endswith(".yaml")
+    sim = page("simulate")
+    sim.session_state["sim_pending"] = pending
+    sim.run()
+    assert not sim.exception and not sim.error
+    assert "Step time" in metrics(sim)
+
+
 def test_catalog_bad_upload_is_an_error() -> None:
     at = page("catalog").run()
     at.selectbox(key="cat_kind").select("accelerator").run()

@@ -119,10 +119,19 @@ BREAKDOWN_PARTS = (
 )
 
 
-def breakdown_chart(bd: dict[str, Any]) -> alt.Chart:
-    df = pd.DataFrame(
-        [{"part": field, "kind": kind, "seconds": bd[field]} for field, kind in BREAKDOWN_PARTS if field in bd]
-    )
+RECSYS_BREAKDOWN_PARTS = (
+    ("embedding_s", "compute"),
+    ("dense_compute_s", "compute"),
+    ("all_to_all_exposed_s", "ep_comm"),
+    ("all_reduce_exposed_s", "dp_comm"),
+    ("optimizer_s", "optimizer"),
+    ("host_s", "overhead"),
+    ("idle_s", "bubble"),
+)
+
+
+def breakdown_chart(bd: dict[str, Any], parts: tuple[tuple[str, str], ...] = BREAKDOWN_PARTS) -> alt.Chart:
+    df = pd.DataFrame([{"part": field, "kind": kind, "seconds": bd[field]} for field, kind in parts if field in bd])
     return (
         alt.Chart(df)
         .mark_bar(stroke="#888888", strokeWidth=0.5)
@@ -136,21 +145,22 @@ def breakdown_chart(bd: dict[str, Any]) -> alt.Chart:
 
 
 MEMORY_PARTS = ("weights_gib", "gradients_gib", "optimizer_gib", "activations_gib", "reserved_gib")
+RECSYS_MEMORY_PARTS = ("embeddings_gib", "dense_gib", "activations_gib", "reserved_gib")
 
 
-def memory_chart(mem: dict[str, Any]) -> alt.LayerChart:
-    df = pd.DataFrame([{"bar": "peak", "part": p.removesuffix("_gib"), "GiB": mem[p]} for p in MEMORY_PARTS])
+def memory_chart(mem: dict[str, Any], parts: tuple[str, ...] = MEMORY_PARTS) -> alt.LayerChart:
+    df = pd.DataFrame([{"bar": "peak", "part": p.removesuffix("_gib"), "GiB": mem[p]} for p in parts])
     bars = (
         alt.Chart(df)
         .mark_bar()
         .encode(
             x=alt.X("sum(GiB):Q", title="GiB per accelerator"),
             y=alt.Y("bar:N", title=None),
-            color=alt.Color("part:N", sort=[p.removesuffix("_gib") for p in MEMORY_PARTS]),
+            color=alt.Color("part:N", sort=[p.removesuffix("_gib") for p in parts]),
             order=alt.Order("order:Q"),
             tooltip=["part", alt.Tooltip("GiB:Q", format=".2f")],
         )
-        .transform_calculate(order=f"indexof({[p.removesuffix('_gib') for p in MEMORY_PARTS]}, datum.part)")
+        .transform_calculate(order=f"indexof({[p.removesuffix('_gib') for p in parts]}, datum.part)")
     )
     cap = (
         alt.Chart(pd.DataFrame({"capacity": [mem["capacity_gib"]]}))

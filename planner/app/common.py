@@ -68,10 +68,16 @@ def catalog_ids() -> dict[str, list[str]]:
     }
 
 
-def model_names() -> list[str]:
+def model_names(recsys: bool = False) -> list[str]:
+    """Model presets: transformers, and with ``recsys`` the recommendation models too."""
     from planner.workloads.transformer import preset_names
 
-    return preset_names()
+    names = preset_names()
+    if recsys:
+        from planner.workloads.recsys import recsys_preset_names
+
+        names += recsys_preset_names()
+    return names
 
 
 def fmt(v: float | None, spec: str = ".3g", unit: str = "") -> str:

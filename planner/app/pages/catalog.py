@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from planner.app.common import guarded
+from planner.app.common import PENDING_KEY, guarded
 from planner.errors import PlannerInputError, pydantic_message
 
 KINDS = ("model", "accelerator", "node type", "instance", "cluster", "sweep spec")
@@ -121,3 +121,17 @@ def render() -> None:
         ok = guarded(check_spec, kind, text, name)
         if ok is not None:
             st.success(ok)
+            if kind == "model" and st.button("Use this model in Simulate", key="cat_use_model"):
+                path = _keep(text, name)
+                st.session_state[PENDING_KEY] = {"model": path}
+                st.success(f"Saved as {path}: open Simulate, where it is the selected model.")
+
+
+def _keep(text: str, name: str) -> str:
+    """Keep a checked model spec where the other pages can load it by path."""
+    folder = Path(tempfile.gettempdir()) / "planner-app-specs"
+    folder.mkdir(exist_ok=True)
+    stem = Path(name).stem or "model"
+    path = folder / f"{stem}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)

@@ -10,6 +10,7 @@ import streamlit as st
 from planner.app import charts
 from planner.app.common import PENDING_KEY, catalog_ids, fmt, guarded, model_names, simulate_cached
 from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+from planner.workloads.recsys import is_recsys_preset
 
 DEFAULTS: dict[str, Any] = {
     "sim_model": "gpt3-1.7b",
@@ -29,7 +30,12 @@ DEFAULTS: dict[str, Any] = {
     "sim_sequence_parallel": False,
     "sim_precision": "bf16",
     "sim_schedule": "default",
+    "sim_rs_global_batch": 65536,
+    "sim_rs_sharding": "auto",
+    "sim_rs_precision": "fp16",
 }
+
+SHARDING_CHOICES = ("auto", "table", "row", "column", "data")
 
 
 def _init_state() -> None:
@@ -46,13 +52,19 @@ def _sidebar() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
     ids = catalog_ids()
     sb = st.sidebar
     sb.header("Scenario")
-    models = model_names()
+    models = model_names(recsys=True)
     if st.session_state["sim_model"] not in models:
         models = [st.session_state["sim_model"], *models]
     model = sb.selectbox("Model (preset)", models, key="sim_model")
     kind = sb.radio("Hardware", ["accelerator", "instance"], key="sim_hw_kind", horizontal=True)
     hw = sb.selectbox(kind.capitalize(), ids[kind], key=f"sim_{kind}")
     gpus = sb.number_input("GPUs", min_value=1, step=1, key="sim_gpus")
+    if is_recsys_preset(model):
+        sb.header("Recommendation model")
+        gb = sb.number_input("global batch (samples)", min_value=1, step=1024, key="sim_rs_global_batch")
+        sharding = sb.selectbox("Embedding sharding", list(SHARDING_CHOICES), key="sim_rs_sharding")
+        prec = sb.selectbox("Dense precision", ["fp16", "bf16", "tf32", "fp32"], key="sim_rs_precision")
+        return model, (kind, hw), int(gpus), {"global_batch": int(gb), "sharding": sharding, "precision": prec}
     sb.header("Layout")
     c1, c2 = sb.columns(2)
     tp = c1.number_input("tp", min_value=1, step=1, key="sim_tp")
@@ -86,13 +98,20 @@ def _sidebar() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
 
 def _metrics(r: dict[str, Any]) -> None:
     mem, cost = r["memory"], r["cost"]
+    recsys = r.get("kind") == "recsys"
     c = st.columns(6)
     c[0].metric("Step time", fmt(r["step_time_s"], ".4g", " s"))
-    c[1].metric("MFU", fmt(r["mfu"] * 100, ".1f", " %"))
-    c[2].metric("Tokens/s", fmt(r["tokens_per_s"], ",.0f"))
+    c[1].metric("Dense MFU" if recsys else "MFU", fmt(r["mfu"] * 100, ".1f", " %"))
+    if recsys:
+        c[2].metric("Samples/s", fmt(r["samples_per_s"], ",.0f"))
+    else:
+        c[2].metric("Tokens/s", fmt(r["tokens_per_s"], ",.0f"))
     c[3].metric("Memory peak / capacity", f"{mem['peak_gib']:.1f} / {mem['capacity_gib']:.0f} GiB")
     c[4].metric("$/hour", fmt(cost["usd_per_hour"], ",.2f"))
-    c[5].metric("$/M tokens", fmt(cost["usd_per_million_tokens"], ".4g"))
+    if recsys:
+        c[5].metric("$/B samples", fmt(cost["usd_per_billion_samples"], ".4g"))
+    else:
+        c[5].metric("$/M tokens", fmt(cost["usd_per_million_tokens"], ".4g"))
     if cost["price_source"]:
         st.caption(f"Price: {cost['price_source']} ({cost['price_date']})")
     elif cost["usd_per_hour"] is None:
@@ -108,18 +127,24 @@ def render() -> None:
     if out is None:
         return
     r = out["result"]
-    s = r["scenario"]["strategy"]
-    st.caption(
-        f"{model} on {r['scenario']['cluster']['name']}: tp{s['tp']} pp{s['pp']} dp{s['dp']} cp{s['cp']} "
-        f"ep{s['ep']} vpp{s['vpp']}, micro-batch {s['micro_batch']}, global batch {s['global_batch']}, "
-        f"{r['scenario']['micro_batches_per_replica']} micro-batches per replica, {s['precision']}"
-    )
+    recsys = r.get("kind") == "recsys"
+    if recsys:
+        counts = ", ".join(f"{n} {k.replace('_', '-')}" for k, n in r["sharding"].get("counts", {}).items())
+        st.caption(f"{model} on {gpus} GPUs: embedding sharding {counts or fields['sharding']}")
+    else:
+        s = r["scenario"]["strategy"]
+        st.caption(
+            f"{model} on {r['scenario']['cluster']['name']}: tp{s['tp']} pp{s['pp']} dp{s['dp']} cp{s['cp']} "
+            f"ep{s['ep']} vpp{s['vpp']}, micro-batch {s['micro_batch']}, global batch {s['global_batch']}, "
+            f"{r['scenario']['micro_batches_per_replica']} micro-batches per replica, {s['precision']}"
+        )
     _metrics(r)
     mem = r["memory"]
     if not mem["fits"]:
+        where = f"rank {mem.get('rank')}" if recsys else f"pipeline rank {mem['pipeline_rank']}"
         st.warning(
-            f"Does not fit: {mem['peak_gib']:.1f} GiB needed on pipeline rank {mem['pipeline_rank']}, "
-            f"{mem['capacity_gib']:.0f} GiB available. Try more tp/pp, ZeRO, recomputation or more GPUs."
+            f"Does not fit: {mem['peak_gib']:.1f} GiB needed on {where}, {mem['capacity_gib']:.0f} GiB available."
+            " Try more GPUs, another sharding, or (for transformers) more tp/pp, ZeRO or recomputation."
         )
     st.subheader("Timeline of the step")
     rows = out["gantt"]
@@ -129,10 +154,11 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Breakdown")
-        st.altair_chart(charts.breakdown_chart(r["breakdown"]))
+        parts = charts.RECSYS_BREAKDOWN_PARTS if recsys else charts.BREAKDOWN_PARTS
+        st.altair_chart(charts.breakdown_chart(r["breakdown"], parts))
     with right:
         st.subheader("Memory per accelerator")
-        st.altair_chart(charts.memory_chart(mem))
+        st.altair_chart(charts.memory_chart(mem, charts.RECSYS_MEMORY_PARTS if recsys else charts.MEMORY_PARTS))
     d1, d2 = st.columns(2)
     d1.download_button("Result (JSON)", json.dumps(r, indent=2), file_name="result.json", mime="application/json")
     d2.download_button("Trace (Perfetto)", out["trace"], file_name="trace.json", mime="application/json")
