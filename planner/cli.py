@@ -340,6 +340,16 @@ def cmd_search(a: argparse.Namespace) -> int:
     min_gpus = a.min_gpus if a.min_gpus is not None else max(1, n // 4)
     if min_gpus > n:
         raise PlannerInputError("min_gpus", f"must be at most --gpus {n}, got {min_gpus}")
+    from planner.simulate import resolve_model
+
+    if resolve_model(a.model).kind == "recsys":
+        from planner.search.recsys import format_recsys_search, search_recsys
+
+        rs = search_recsys(
+            a.model, global_batch=a.global_batch, objective=a.objective, top=a.top, min_gpus=min_gpus, **hw
+        )
+        print(rs.model_dump_json(indent=2) if a.json else format_recsys_search(rs))
+        return 0
     r = search(
         a.model,
         seq_len=a.seq_len,

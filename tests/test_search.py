@@ -169,3 +169,26 @@ def test_pareto_front_drops_dominated() -> None:
     costs = [x.cost.gpu_hours_per_step for x in front]
     assert times == sorted(times) and costs == sorted(costs, reverse=True)
     assert set(r.gpu_counts) == {16, 8, 4}
+
+
+def test_recommendation_model_search_ranks_sharding_plans(capsys: pytest.CaptureFixture[str]) -> None:
+    """For a recommendation model the search covers the sharding (and the GPU count)."""
+    from planner.cli import main
+
+    rc = main(
+        ["search", "--model", "dlrm-dcnv2-mlperf", "--accelerator", "h100-sxm-80gb", "--gpus", "32",
+         "--global-batch", "65536", "--json"]
+    )  # fmt: skip
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["evaluated"] >= 5 and out["results"]
+    times = [r["step_time_s"] for r in out["results"]]
+    assert times == sorted(times)
+    assert {r["sharding"] for r in out["results"]} >= {"auto", "table"}
+    # the planner's own choice (auto) is never beaten by forcing one type on every table at that size
+    best_at = {}
+    for r in out["results"]:
+        best_at.setdefault(r["gpus"], {})[r["sharding"]] = r["step_time_s"]
+    for by in best_at.values():
+        if "auto" in by:
+            assert by["auto"] <= min(by.values()) * 1.000001
