@@ -328,7 +328,7 @@ def catalog() -> Catalog:
 def resolve_cluster(
     *,
     gpus: int | None,
-    cluster: str | None = None,
+    cluster: str | Cluster | None = None,
     instance: str | None = None,
     accelerator: str | None = None,
     gpus_per_node: int | None = None,
@@ -343,6 +343,8 @@ def resolve_cluster(
     ``inter_node_gbps_per_gpu`` override the node type's figures (what-if questions, and the
     validation data, which states them per run).
     """
+    if isinstance(cluster, Cluster):  # already resolved (the API accepts either)
+        return cluster
     cat = cat or catalog()
     named = [x for x in (cluster, instance, accelerator) if x]
     if len(named) != 1:

@@ -112,19 +112,16 @@ def simulate(
     ...              micro_batch=1, global_batch=1536, recompute="full")   # doctest: +SKIP
     """
     spec = resolve_model(model, seq_len)
-    if isinstance(cluster, Cluster):
-        hw = cluster
-    else:
-        if accelerator is None and instance is None and cluster is None:
-            accelerator = "h100-sxm-80gb"
-        hw = resolve_cluster(
-            gpus=gpus,
-            cluster=cluster,
-            instance=instance,
-            accelerator=accelerator,
-            gpus_per_node=gpus_per_node,
-            inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
-        )
+    if accelerator is None and instance is None and cluster is None:
+        accelerator = "h100-sxm-80gb"
+    hw = resolve_cluster(
+        gpus=gpus,
+        cluster=cluster,
+        instance=instance,
+        accelerator=accelerator,
+        gpus_per_node=gpus_per_node,
+        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
+    )
     return SIMULATORS[spec.kind](spec, hw, strategy, calibration or DEFAULT, strategy_fields)
 
 

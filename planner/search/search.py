@@ -315,17 +315,14 @@ def search(
     """
     spec = load_model(model, seq_len) if isinstance(model, str) else model
     require_transformer(spec)
-    if isinstance(cluster, Cluster):
-        hw = cluster
-    else:
-        hw = resolve_cluster(
-            gpus=gpus,
-            cluster=cluster,
-            instance=instance,
-            accelerator=accelerator,
-            gpus_per_node=gpus_per_node,
-            inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
-        )
+    hw = resolve_cluster(
+        gpus=gpus,
+        cluster=cluster,
+        instance=instance,
+        accelerator=accelerator,
+        gpus_per_node=gpus_per_node,
+        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
+    )
     calib = calibration or DEFAULT
     key = (
         spec.model_dump_json(),
