@@ -10,8 +10,9 @@ micro-batch, with ``s`` tokens, ``b`` sequences, ``h`` hidden, ``a`` heads, tens
     full recomputation      : 2*s*b*h (/t with SP) per layer, plus one layer's working set
 
 FlashAttention never stores the scores, so its ``s^2`` term is zero. A pipeline rank holds the
-activations of the micro-batches in flight: ``p - r`` under 1F1B, all ``m`` under GPipe, and
-Megatron's interleaved warm-up count with virtual stages.
+activations of the micro-batches in flight: ``p - r`` under 1F1B, all ``m`` under GPipe,
+Megatron's interleaved warm-up count with virtual stages, and ``p + 1`` chunks under DualPipe (its
+Table 2; each rank also holds both copies' weights, gradients and optimizer states).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from planner.hardware import Cluster
-from planner.sharding import grad_reduce_bytes, rank_params, stage_layers
+from planner.sharding import (
+    chunk_stages,
+    expert_data_parallel,
+    grad_reduce_bytes,
+    moe_load_factor,
+    pipeline_stages,
+    rank_params_split,
+    stage_layer_kinds,
+)
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -44,20 +53,36 @@ class Memory(BaseModel):
     pipeline_rank: int
 
 
-def layer_activation_bytes(model: TransformerSpec, s: Strategy, elem_bytes: int) -> tuple[float, float]:
-    """(stored bytes per layer per micro-batch, bytes of one layer's full working set)."""
+def layer_activation_bytes(
+    model: TransformerSpec, s: Strategy, elem_bytes: int, moe: bool | None = None
+) -> tuple[float, float]:
+    """(stored bytes per layer per micro-batch, bytes of one layer's full working set).
+
+    ``moe`` picks the layer kind as in :func:`planner.graph.layer.layer_costs`. An MoE layer
+    stores, per routed (token, expert) copy on the busiest rank (``top_k`` per token times
+    :func:`~planner.sharding.moe_load_factor`), the permuted expert input (``h``, whole on every
+    tensor-parallel rank) and the expert's intermediate activations (``f_e``, split by ``tp``),
+    and per token those of the shared experts."""
+    is_moe = model.is_moe if moe is None else (moe and model.is_moe)
     t = s.tp
     sb = (model.seq_len // s.cp) * s.micro_batch
-    h, hkv, f = model.hidden_size, model.kv_hidden, model.ffn
+    h, hkv, f, q = model.hidden_size, model.kv_hidden, model.ffn, model.q_hidden
     e = elem_bytes
-    mlp_factor = (model.top_k + model.shared_experts) if model.is_moe else 1
-    f_eff = (model.expert_ffn if model.is_moe else f) * mlp_factor
+    mats = 3 if model.mlp == "swiglu" else 2  # intermediate tensors kept per MLP: fc1 out(s), activation
     unsplit = (4 * e + 2) * sb * h  # two norm inputs, QKV and fc1 inputs, two dropout masks
-    split = e * sb * (2 * h + 2 * hkv) + e * sb * f_eff * (3 if model.mlp == "swiglu" else 2)
+    split = e * sb * (2 * q + 2 * hkv)  # q, k, v and the attention output
+    routed = 0.0  # not split by tp: the permuted token copies each expert-parallel rank receives
+    if is_moe:
+        pairs = sb * model.top_k * moe_load_factor(s)
+        routed = e * pairs * h
+        split += e * pairs * model.expert_ffn * mats + e * sb * model.expert_ffn * model.shared_experts * mats
+    else:
+        split += e * sb * f * mats
     scores = 0.0
     if s.attention == "unfused":
         scores = 5.0 * model.num_heads * (model.seq_len // s.cp) * model.seq_len * s.micro_batch / t * (e / 2)
     full = (unsplit + split) / t + scores if s.sequence_parallel else unsplit + split / t + scores
+    full += routed
     if s.recompute == "full":
         stored = e * sb * h / (t if s.sequence_parallel else 1)
     elif s.recompute == "selective":
@@ -77,6 +102,8 @@ def in_flight(s: Strategy, rank: int) -> int:
         return min((p - rank - 1) * 2 + (v - 1) * p + 1, m * v)
     if sched == "zero-bubble":  # 1F1B's in-flight forwards plus up to p deferred weight gradients
         return min(p - rank, m) + min(p, m)
+    if sched == "dualpipe":  # p + 1 chunks at peak on every rank (DualPipe's Table 2, and its order)
+        return min(p + 1, m)
     return min(p - rank, m)
 
 
@@ -88,20 +115,29 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         w_bytes = 3  # 16-bit weights plus their FP8 copy
     g_bytes = grad_reduce_bytes(s)
     o_bytes = 8 if s.precision in ("fp32", "tf32") else 12  # fp32 master copy, Adam m and v
-    stored, full = layer_activation_bytes(model, s, elem_bytes)
-    layers = stage_layers(model.num_layers, s.pp * s.vpp)
+    stored_d, full_d = layer_activation_bytes(model, s, elem_bytes, moe=False)
+    stored_m, full_m = layer_activation_bytes(model, s, elem_bytes, moe=True)
+    kinds = stage_layer_kinds(model, pipeline_stages(s))
+    edp = expert_data_parallel(s)  # routed experts are replicated on dp*cp/ep ranks only: ZeRO shards them there
+
+    def zero(rest: float, experts: float, stage: int) -> float:
+        """Bytes per element times the parameters, each part sharded from ZeRO ``stage`` on."""
+        return rest / (dp if s.zero_stage >= stage else 1) + experts / (edp if s.zero_stage >= stage else 1)
+
     best: Memory | None = None
-    for r, params in enumerate(rank_params(model, s)):
-        weights = params * w_bytes / (dp if s.zero_stage >= 3 else 1)
-        grads = params * g_bytes / (dp if s.zero_stage >= 2 else 1)
-        opt = params * o_bytes / (dp if s.zero_stage >= 1 else 1)
+    for r, (rest, experts) in enumerate(rank_params_split(model, s)):
+        params = rest + experts
+        weights = zero(rest, experts, 3) * w_bytes
+        grads = zero(rest, experts, 2) * g_bytes
+        opt = zero(rest, experts, 1) * o_bytes
         if s.zero_stage >= 3:
             weights += 2 * (params / model.num_layers) * w_bytes  # two gathered layers at a time
-        chunk_layers = sum(layers[c * s.pp + r] for c in range(s.vpp)) / s.vpp
-        acts = stored * chunk_layers * in_flight(s, r)
+        held = chunk_stages(s, r)
+        chunk_bytes = sum(kinds[vs][0] * stored_d + kinds[vs][1] * stored_m for vs in held)
+        acts = chunk_bytes / len(held) * in_flight(s, r)
         if s.recompute == "full":
-            acts += full  # the layer being recomputed and back-propagated
-        if r == s.pp - 1:
+            acts += max(full_d, full_m)  # the layer being recomputed and back-propagated
+        if pipeline_stages(s) - 1 in held:  # the last stage (under DualPipe, on ranks 0 and p - 1)
             tokens = (model.seq_len // s.cp) * s.micro_batch
             acts += tokens * (model.vocab_size / s.tp) * 4  # fp32 logits for the loss
         total = weights + grads + opt + acts + RUNTIME_RESERVE_GIB * GIB

@@ -9,15 +9,55 @@ from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
 
-def layer_params_local(model: TransformerSpec, s: Strategy) -> float:
-    """Parameters of one layer held by one rank (tensor- and expert-parallel shards)."""
+def moe_load_factor(s: Strategy) -> float:
+    """Tokens the busiest expert-parallel rank's experts process, over the mean.
+
+    With a capacity factor, every expert is padded (and excess tokens dropped) to ``cf`` times the
+    mean (GShard; Megatron-Core ``--moe-expert-capacity-factor`` with ``--moe-pad-expert-input-to-capacity``);
+    dropless routing with ``ep > 1`` gives the busiest rank ``moe_imbalance`` times the mean, and the
+    step waits for it. With ``ep == 1`` one rank runs every expert, so imbalance costs nothing."""
+    if s.moe_capacity_factor is not None:
+        return s.moe_capacity_factor
+    return s.moe_imbalance if s.ep > 1 else 1.0
+
+
+def expert_params_local(model: TransformerSpec, s: Strategy) -> float:
+    """Routed-expert weights of one MoE layer held by one rank: ``experts / ep`` experts, each split
+    ``tp`` ways (Megatron-Core's default expert tensor parallelism equals tp). Zero for a dense model."""
+    return model.routed_expert_params / (s.tp * s.ep)
+
+
+def layer_params_local(model: TransformerSpec, s: Strategy, moe: bool | None = None) -> float:
+    """Parameters of one layer held by one rank (tensor- and expert-parallel shards).
+
+    ``moe`` picks the layer kind: None = the model's MoE layer when it has experts, else its dense
+    layer. Routed experts are split over ``tp * ep``; shared experts over ``tp`` only (every
+    expert-parallel rank runs them on its own tokens); the router is replicated."""
+    is_moe = model.is_moe if moe is None else (moe and model.is_moe)
     attn = model.attn_params / s.tp
-    if model.is_moe:
-        router = model.hidden_size * model.num_experts
-        mlp = (model.mlp_params - router) / (s.tp * s.ep) + router
+    if is_moe:
+        shared = model.shared_experts * model.expert_params / s.tp
+        mlp = expert_params_local(model, s) + shared + model.router_params
     else:
-        mlp = model.mlp_params / s.tp
+        mlp = model.dense_mlp_params / s.tp
     return attn + mlp + model.small_params_per_layer
+
+
+def expert_data_parallel(s: Strategy) -> int:
+    """Ranks that hold the same routed experts (and reduce their gradients): ``dp * cp / ep``."""
+    return max(1, s.data_parallel * s.cp // s.ep)
+
+
+def stage_layer_kinds(model: TransformerSpec, stages: int) -> list[tuple[int, int]]:
+    """(dense layers, MoE layers) of each virtual pipeline stage, layers assigned as in
+    :func:`stage_layers` (by count, as Megatron does); an MoE model's dense layers come first."""
+    out = []
+    start = 0
+    for n in stage_layers(model.num_layers, stages):
+        moe = sum(1 for i in range(start, start + n) if model.layer_is_moe(i))
+        out.append((n - moe, moe))
+        start += n
+    return out
 
 
 def stage_layers(num_layers: int, stages: int) -> list[int]:
@@ -35,25 +75,53 @@ def stage_layers(num_layers: int, stages: int) -> list[int]:
     return counts
 
 
+def pipeline_stages(s: Strategy) -> int:
+    """Stages the layers are split over: ``pp * vpp``; under DualPipe ``pp``, each of the model's
+    two copies split over all ``pp`` ranks (one flowing each way)."""
+    return s.pp if s.pipeline_schedule == "dualpipe" else s.pp * s.vpp
+
+
+def chunk_stages(s: Strategy, rank: int) -> list[int]:
+    """The stage (of :func:`pipeline_stages`) held by each model chunk of pipeline rank ``rank``:
+    ``c * pp + rank`` for chunk ``c`` (interleaved), or under DualPipe ``[rank, pp - 1 - rank]``."""
+    if s.pipeline_schedule == "dualpipe":
+        return [rank, s.pp - 1 - rank]
+    return [c * s.pp + rank for c in range(s.vpp)]
+
+
 def rank_params(model: TransformerSpec, s: Strategy) -> list[float]:
     """Parameters held by one accelerator of each pipeline rank (before ZeRO sharding)."""
-    p, v = s.pp, s.vpp
-    stages = p * v
-    layers = stage_layers(model.num_layers, stages)
-    per_layer = layer_params_local(model, s)
+    return [a + b for a, b in rank_params_split(model, s)]
+
+
+def rank_params_split(model: TransformerSpec, s: Strategy) -> list[tuple[float, float]]:
+    """Per pipeline rank, (parameters replicated over the dp*cp ranks, routed-expert parameters
+    replicated over only the dp*cp/ep ranks of :func:`expert_data_parallel`) of one accelerator.
+    ZeRO shards each part over its own group, as Megatron-Core's distributed optimizer does."""
+    p = s.pp
+    stages = pipeline_stages(s)
+    kinds = stage_layer_kinds(model, stages)
+    dense_layer = layer_params_local(model, s, moe=False)
+    experts = expert_params_local(model, s)
+    moe_rest = layer_params_local(model, s, moe=True) - experts
     out = []
     for r in range(p):
         n = 0.0
-        for c in range(v):
-            vs = c * p + r
-            n += layers[vs] * per_layer
+        ex = 0.0
+        held = chunk_stages(s, r)
+        for vs in held:
+            nd, nm = kinds[vs]
+            n += nd * dense_layer + nm * moe_rest
+            ex += nm * experts
             if vs == 0:
                 n += model.embedding_params / s.tp
             if vs == stages - 1:
                 n += model.lm_head_params / s.tp
-        if model.tied_embeddings and p > 1 and r == p - 1:
-            n += model.vocab_size * model.hidden_size / s.tp  # the last stage's copy of the embedding
-        out.append(n)
+        if model.tied_embeddings and stages - 1 in held and 0 not in held:
+            # the last stage's copy of the embedding (under DualPipe, ranks 0 and p - 1 hold the
+            # first stage of one copy and the last of the other: one tied matrix serves both)
+            n += model.vocab_size * model.hidden_size / s.tp
+        out.append((n, ex))
     return out
 
 

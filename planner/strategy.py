@@ -16,12 +16,14 @@ from planner.hardware import Cluster
 from planner.workloads.transformer import TransformerSpec
 
 Recompute = Literal["none", "selective", "full"]
-Schedule = Literal["gpipe", "1f1b", "interleaved", "zero-bubble"]
+Schedule = Literal["gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe"]
 AttentionKernel = Literal["flash", "unfused"]
 TrainPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
+CpAlgorithm = Literal["ring", "ulysses"]
+CP_ALGORITHM_CHOICES = ("ring", "ulysses")
 
 RECOMPUTE_CHOICES = ("none", "selective", "full")
-SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved", "zero-bubble")
+SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe")
 PRECISION_CHOICES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
 MAX_PASSES = 1_000_000
@@ -57,6 +59,19 @@ class Strategy(BaseModel):
     tp_comm_overlap: bool = Field(
         default=False, description="overlap tensor-parallel communication with GEMMs (Megatron-Core --tp-comm-overlap)"
     )
+    cp_algorithm: CpAlgorithm = Field(
+        default="ring",
+        description="context parallelism: ring attention (KV exchange under attention) or DeepSpeed-Ulysses all-to-all",
+    )
+    moe_capacity_factor: float | None = Field(
+        default=None, gt=0, description="MoE: tokens per expert capped and padded to cf x the mean; None = dropless"
+    )
+    moe_imbalance: float = Field(
+        default=1.0, ge=1.0, description="MoE, dropless: busiest expert-parallel rank's tokens / the mean"
+    )
+    moe_shared_expert_overlap: bool = Field(
+        default=False, description="run the shared experts under the dispatch/combine all-to-all (Megatron-Core)"
+    )
 
     @property
     def pipeline_schedule(self) -> str:
@@ -88,6 +103,30 @@ def default_global_batch(dp: int, micro_batch: int, pp: int) -> int:
     return dp * micro_batch * 4 * pp
 
 
+def _check_moe_options(s: Strategy, model: TransformerSpec) -> None:
+    """The MoE knobs need an MoE model, and load imbalance applies to dropless routing only."""
+    if model.is_moe:
+        if s.moe_capacity_factor is not None and s.moe_imbalance > 1.0:
+            raise PlannerInputError(
+                "moe_imbalance",
+                "applies to dropless routing only: with a capacity factor every expert is padded to capacity",
+            )
+        if s.moe_imbalance > 1.0 and s.ep == 1:
+            raise PlannerInputError(
+                "moe_imbalance",
+                "is the load of the busiest expert-parallel rank: it needs ep > 1 (one rank runs every expert)",
+            )
+        if s.moe_shared_expert_overlap and not model.shared_experts:
+            raise PlannerInputError("moe_shared_expert_overlap", f"{model.name} has no shared experts")
+        return
+    if s.moe_capacity_factor is not None:
+        raise PlannerInputError("moe_capacity_factor", f"{model.name} is dense (num_experts 1): no experts to cap")
+    if s.moe_imbalance != 1.0:
+        raise PlannerInputError("moe_imbalance", f"{model.name} is dense (num_experts 1): no experts to balance")
+    if s.moe_shared_expert_overlap:
+        raise PlannerInputError("moe_shared_expert_overlap", f"{model.name} is dense: no shared experts")
+
+
 def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strategy:
     """Apply every layout rule; return the strategy with ``dp``, batch and schedule resolved."""
     n = cluster.num_gpus
@@ -102,8 +141,10 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
         raise PlannerInputError("tp", f"tp {s.tp} must divide num_heads {model.num_heads}")
     if s.tp > model.kv_heads and s.tp % model.kv_heads:
         raise PlannerInputError("tp", f"tp {s.tp} must be a multiple of num_kv_heads {model.kv_heads} when larger")
-    if model.ffn % s.tp:
+    if model.dense_layers and model.ffn % s.tp:
         raise PlannerInputError("tp", f"tp {s.tp} must divide ffn_hidden_size {model.ffn}")
+    if model.is_moe and model.expert_ffn % s.tp:
+        raise PlannerInputError("tp", f"tp {s.tp} must divide the expert ffn size {model.expert_ffn}")
     stages = s.pp * s.vpp
     if model.num_layers < stages:
         raise PlannerInputError(
@@ -115,10 +156,28 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
     schedule = s.pipeline_schedule
     if schedule == "interleaved" and s.vpp == 1:
         raise PlannerInputError("schedule", "the interleaved 1F1B schedule needs vpp > 1")
+    if schedule == "dualpipe":
+        if s.vpp > 1:
+            raise PlannerInputError(
+                "vpp", f"DualPipe already holds two model chunks per rank: vpp must be 1, not {s.vpp}"
+            )
+        if s.pp < 2 or s.pp % 2:
+            raise PlannerInputError("pp", f"DualPipe feeds micro-batches from both ends: pp must be even, not {s.pp}")
     if schedule != "interleaved" and s.vpp > 1:
         raise PlannerInputError("schedule", f"vpp > 1 needs the interleaved schedule, not {schedule}")
-    if s.cp > 1 and model.seq_len % (2 * s.cp):
+    if s.cp > 1 and s.cp_algorithm == "ring" and model.seq_len % (2 * s.cp):
         raise PlannerInputError("cp", f"seq_len {model.seq_len} must be divisible by 2*cp = {2 * s.cp}")
+    if s.cp_algorithm == "ulysses" and s.cp > 1:
+        if model.seq_len % s.cp:
+            raise PlannerInputError("cp", f"seq_len {model.seq_len} must be divisible by cp {s.cp}")
+        for what, heads in (("num_heads", model.num_heads), ("num_kv_heads", model.kv_heads)):
+            if heads % (s.tp * s.cp):
+                raise PlannerInputError(
+                    "cp_algorithm",
+                    f"Ulysses splits the attention heads over tp*cp = {s.tp}*{s.cp} = {s.tp * s.cp} ranks:"
+                    f" it must divide {what} {heads} (use --cp-algorithm ring)",
+                )
+    _check_moe_options(s, model)
     if s.ep > 1:
         if not model.is_moe:
             raise PlannerInputError("ep", "expert parallelism needs a mixture-of-experts model (num_experts > 1)")
@@ -144,6 +203,12 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             "global_batch",
             f"{m} micro-batches per replica x {s.pp * s.vpp} stages is more than one simulated step holds"
             f" ({MAX_PASSES:,} passes); use a larger micro-batch",
+        )
+    if schedule == "dualpipe" and (m % 2 or m < 2 * s.pp):
+        raise PlannerInputError(
+            "global_batch",
+            f"DualPipe splits the micro-batches between its two directions: micro-batches per replica ({m})"
+            f" must be even and at least 2*pp = {2 * s.pp}",
         )
     if schedule == "interleaved" and m % s.pp:
         raise PlannerInputError(

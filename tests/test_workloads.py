@@ -20,6 +20,11 @@ PUBLISHED_PARAMS = [
     ("llama3-405b", 405.8e9),
     # Mixtral of Experts (arXiv:2401.04088): 46.7B parameters in total.
     ("mixtral-8x7b", 46.7e9),
+    # DeepSeek-V3 Technical Report (arXiv:2412.19437): 671B without the MTP module (MLA approximated,
+    # see the preset's note); Qwen3 Technical Report (arXiv:2505.09388) Table 2: 30.5B.
+    ("deepseek-v3", 671e9),
+    ("qwen3-30b-a3b", 30.5e9),
+    ("llama3.1-8b", 8.03e9),
 ]
 
 
@@ -80,10 +85,11 @@ def test_active_params_close_to_num_params_for_dense(name: str) -> None:
 
 @pytest.mark.parametrize("name", preset_names())
 def test_model_flops_definition(name: str) -> None:
-    """3 x (2 x matmul params incl. LM head + 4 x L x s x h), the README's definition."""
+    """3 x (2 x matmul params incl. LM head + 4 x L x s x heads x head_dim), the README's definition
+    (heads x head_dim is the hidden size unless a model gives head_dim, as Qwen3 does)."""
     m = load_model(name)
-    L, s, h = m.num_layers, m.seq_len, m.hidden_size
-    expected = 3 * (2 * m.matmul_params_per_token + 4 * L * s * h)
+    L, s, q = m.num_layers, m.seq_len, m.num_heads * m.head_size
+    expected = 3 * (2 * m.matmul_params_per_token + 4 * L * s * q)
     assert m.model_flops_per_token() == pytest.approx(expected, rel=1e-12)
 
 

@@ -3,15 +3,18 @@
 A layer pass (forward, backward, recompute) is a short list of :class:`Segment` s run in order on
 the compute stream: GEMMs and memory-bound kernels, and the tensor-parallel (and context-parallel,
 expert-parallel) collectives that Megatron-style layers issue in line with them. Every layer of a
-model costs the same, so the graph builder multiplies a template rather than costing each layer.
+model of one kind (dense, or MoE with experts) costs the same, so the graph builder multiplies a
+template per kind rather than costing each layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from planner.costs.collectives import CollectiveModel, Group
 from planner.costs.compute import ComputeModel
+from planner.sharding import moe_load_factor
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -23,6 +26,7 @@ class Segment:
     label: str
     kind: str  # compute | tp_comm | cp_comm | ep_comm
     seconds: float
+    nbytes: float = 0.0  # communication: bytes this rank sends over its link (0 for compute)
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,23 @@ def _tp_comm(coll: CollectiveModel, kind: str, nbytes: float, tp: int, label: st
     return Segment(label, "tp_comm", c.total_s)
 
 
-def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> LayerCosts:
-    """Cost one transformer layer's forward, backward and recomputation on one rank."""
+def layer_costs(
+    model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel, moe: bool | None = None
+) -> LayerCosts:
+    """Cost one transformer layer's forward, backward and recomputation on one rank.
+
+    ``moe`` picks the layer kind of an MoE model (None: its MoE layers; False: its
+    ``first_dense_layers``); a dense model's layers are dense whatever it says."""
+    is_moe = model.is_moe if moe is None else (moe and model.is_moe)
     t, cp = s.tp, s.cp
     b = s.micro_batch
     seq = model.seq_len
     s_loc = seq // cp
     T = b * s_loc  # tokens per rank per micro-batch
     h, f, hkv = model.hidden_size, model.ffn, model.kv_hidden
+    q = model.q_hidden  # query / attention-output width (== h unless head_dim is given)
     a_loc = model.num_heads // t
-    d = model.head_dim
+    d = model.head_size
     e = comp.elem_bytes
     T_sp = T // t if s.sequence_parallel else T  # tokens seen by norms/dropout with SP
 
@@ -89,30 +100,45 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
     fwd.append(Segment("layernorm+bias-dropout-add", "compute", comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
     if s.sequence_parallel:
         fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
-    qkv_out = (h + 2 * hkv) // t if t <= model.kv_heads else (h // t + 2 * d)
+    qkv_out = (q + 2 * hkv) // t if t <= model.kv_heads else (q // t + 2 * d)
     fwd.append(gemm("qkv", T, qkv_out, h))
+    kv_loc = hkv // min(t, model.kv_heads)  # K (or V) width on this rank
+    ulysses = cp > 1 and s.cp_algorithm == "ulysses"
+    if ulysses:
+        # DeepSpeed-Ulysses (arXiv:2309.14509 sec. 3): all-to-alls turn this rank's s/cp tokens of
+        # all its heads into the whole sequence of 1/cp of its heads, for q, k and v separately.
+        ul_q = T * (q // t) * e
+        ul_kv = T * kv_loc * e
+        c_q, c_kv = coll.cost("all_to_all", ul_q, Group(cp, t)), coll.cost("all_to_all", ul_kv, Group(cp, t))
+        sent = (ul_q + 2 * ul_kv) * (cp - 1) / cp
+        fwd.append(Segment("Ulysses q/k/v all-to-all", "cp_comm", c_q.total_s + 2 * c_kv.total_s, sent))
     attn_flops = 4.0 * b * s_loc * seq * a_loc * d  # QK^T and AV on this rank's queries
     if s.attention == "flash":
         # causal FlashAttention skips the masked half of the score tiles
         executed = 0.5 * attn_flops
-        io = (T * (a_loc * d) * 2 + T * 2 * (hkv // min(t, model.kv_heads))) * e
+        io = (T * (a_loc * d) * 2 + T * 2 * kv_loc) * e
         fwd.append(Segment("flash-attention", "compute", comp.attention_s(executed, io)))
         gemm_flops += executed
     else:
         # Megatron's unfused path: q/k/v and context transposes, QK^T, fused scale-mask-softmax,
         # dropout (mask and apply), AV.
-        fwd.append(Segment("q/k/v/context transposes", "compute", comp.memory_s(4 * 2 * T * (h // t) * e, 4)))
+        fwd.append(Segment("q/k/v/context transposes", "compute", comp.memory_s(4 * 2 * T * (q // t) * e, 4)))
         fwd.append(gemm("QK^T", s_loc, seq, d, b * a_loc))
         score = b * a_loc * s_loc * seq
         fwd.append(Segment("softmax+dropout", "compute", comp.memory_s(score * (4 * e + 1), 3)))
         fwd.append(gemm("AV", s_loc, d, seq, b * a_loc))
-    fwd.append(gemm("attn-proj", T, h, h // t))
-    if cp > 1:
-        kv = 2 * b * s_loc * (hkv // min(t, model.kv_heads)) * e
+    if ulysses:  # and back: the attention output of 1/cp of the heads to this rank's tokens
+        c_o = coll.cost("all_to_all", ul_q, Group(cp, t))
+        fwd.append(Segment("Ulysses output all-to-all", "cp_comm", c_o.total_s, ul_q * (cp - 1) / cp))
+    fwd.append(gemm("attn-proj", T, h, q // t))
+    if cp > 1 and not ulysses:
+        # ring attention: cp - 1 steps, each passing a K/V block to the next rank while the
+        # current block's attention runs; only the exchange longer than the attention is exposed
+        kv = 2 * T * kv_loc * e
         ring = coll.cost("p2p", kv, Group(cp, t))
         hidden = sum(x.seconds for x in fwd if x.label in ("flash-attention", "QK^T", "AV"))
         exposed = max(0.0, (cp - 1) * ring.total_s - hidden)
-        fwd.append(Segment("ring-attention KV exchange (exposed)", "cp_comm", exposed))
+        fwd.append(Segment("ring-attention KV exchange (exposed)", "cp_comm", exposed, (cp - 1) * kv))
     if t > 1:
         if s.sequence_parallel:
             fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
@@ -123,22 +149,8 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
     if s.sequence_parallel:
         fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
     up = 2 if model.mlp == "swiglu" else 1
-    if model.is_moe:
-        experts_loc = max(1, model.num_experts // s.ep)
-        tok = T * model.top_k
-        if s.ep > 1:
-            a2a = coll.cost("all_to_all", tok * h * e, Group(s.ep, t * cp))
-            fwd.append(Segment("MoE dispatch all-to-all", "ep_comm", a2a.total_s))
-        per_expert = max(1, tok * s.ep // model.num_experts)  # tokens each local expert receives
-        fe = model.expert_ffn
-        fwd.append(gemm("expert fc1", per_expert, up * fe // t, h, experts_loc))
-        fwd.append(Segment("expert activation", "compute", comp.memory_s(tok * fe // t * (up + 1) * e)))
-        fwd.append(gemm("expert fc2", per_expert, h, fe // t, experts_loc))
-        if model.shared_experts:
-            fwd.append(gemm("shared fc1", T, up * fe * model.shared_experts // t, h))
-            fwd.append(gemm("shared fc2", T, h, fe * model.shared_experts // t))
-        if s.ep > 1:
-            fwd.append(Segment("MoE combine all-to-all", "ep_comm", a2a.total_s))
+    if is_moe:
+        fwd += _moe_block(model, s, comp, coll, T, gemm)
     else:
         fwd.append(gemm("fc1", T, up * f // t, h))
         fwd.append(Segment("activation", "compute", comp.memory_s(T * f // t * (up + 1) * e)))
@@ -183,7 +195,11 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
                 lbl = mirror["reduce_scatter"]
             bwd.append(Segment(lbl + " bwd", "tp_comm", x.seconds))
         else:
-            bwd.append(Segment(x.label + " bwd", x.kind, x.seconds * (2 if x.kind == "cp_comm" else 1)))
+            # ring attention's backward passes K/V and their gradients (twice the forward's bytes);
+            # Ulysses' and the MoE all-to-alls move gradients of the same size as the forward
+            twice = x.kind == "cp_comm" and x.label.startswith("ring")
+            k = 2 if twice else 1
+            bwd.append(Segment(x.label + " bwd", x.kind, x.seconds * k, x.nbytes * k))
 
     flops_fwd = gemm_flops
     if s.recompute == "full":
@@ -205,6 +221,66 @@ def layer_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: C
         Pass(tuple(bwd)),
         Pass(tuple(wgrad)),
     )
+
+
+def _moe_block(
+    model: TransformerSpec,
+    s: Strategy,
+    comp: ComputeModel,
+    coll: CollectiveModel,
+    T: int,
+    gemm: Callable[..., Segment],
+) -> list[Segment]:
+    """An MoE layer's MLP on one rank, Megatron-Core's all-to-all token dispatcher.
+
+    The ``T * top_k`` (token, expert) pairs of this rank are sent to the ranks holding their
+    experts (dispatch), run through ``experts / ep`` local experts as one batched GEMM per matrix,
+    and sent back (combine). Each all-to-all buffer is ``T * top_k * hidden`` elements, of which the
+    fraction ``(ep - 1) / ep`` leaves the rank; the busiest rank moves and computes
+    :func:`moe_load_factor` times the mean. Shared experts run on the rank's own tokens, under the
+    two all-to-alls when ``moe_shared_expert_overlap`` is set.
+    """
+    t, cp, ep = s.tp, s.cp, s.ep
+    h, e, fe = model.hidden_size, comp.elem_bytes, model.expert_ffn
+    up = 2 if model.mlp == "swiglu" else 1
+    load = moe_load_factor(s)
+    experts_loc = max(1, model.num_experts // ep)
+    tok = T * model.top_k  # (token, expert) pairs routed from this rank
+    a2a_buffer = tok * h * e * load
+    a2a = coll.cost("all_to_all", a2a_buffer, Group(ep, t * cp))
+    a2a_sent = a2a_buffer * (ep - 1) / ep
+    per_expert = max(1, round(tok * ep * load / model.num_experts))  # tokens each local expert runs
+    routed = [
+        gemm("expert fc1", per_expert, up * fe // t, h, experts_loc),
+        Segment("expert activation", "compute", comp.memory_s(per_expert * experts_loc * fe // t * (up + 1) * e)),
+        gemm("expert fc2", per_expert, h, fe // t, experts_loc),
+    ]
+    shared: list[Segment] = []
+    if model.shared_experts:
+        fs = fe * model.shared_experts
+        shared = [
+            gemm("shared fc1", T, up * fs // t, h),
+            Segment("shared activation", "compute", comp.memory_s(T * fs // t * (up + 1) * e)),
+            gemm("shared fc2", T, h, fs // t),
+        ]
+    if ep == 1:
+        return routed + shared
+    dispatch = Segment("MoE dispatch all-to-all", "ep_comm", a2a.total_s, a2a_sent)
+    combine = Segment("MoE combine all-to-all", "ep_comm", a2a.total_s, a2a_sent)
+    if not s.moe_shared_expert_overlap:
+        return [dispatch, *routed, *shared, combine]
+    # Megatron-Core --moe-shared-expert-overlap: the shared experts run on a side stream while the
+    # dispatch and combine move tokens; what the shared experts do not cover stays exposed, and
+    # the covered part slows them by the SMs the all-to-all kernels hold.
+    covered = min(2 * a2a.total_s, sum(x.seconds for x in shared))
+    left = a2a.total_s - covered / 2
+    return [
+        Segment("MoE dispatch all-to-all (not under shared experts)", "ep_comm", left, a2a_sent),
+        *routed,
+        *shared,
+        Segment("shared experts slowed by overlapped all-to-all", "compute", covered * comp.calib.comm_sm_slowdown),
+        Segment("MoE combine all-to-all (not under shared experts)", "ep_comm", left, a2a_sent),
+    ]
 
 
 def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:

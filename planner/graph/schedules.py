@@ -2,8 +2,9 @@
 
 Each function returns, for pipeline rank ``stage`` of ``p``, the list of ``(phase, chunk, micro_batch)``
 with phase ``"F"``, ``"B"`` (backward; its input-gradient part when a ``"W"`` follows) or ``"W"``
-(the weight-gradient part, in zero-bubble schedules); ``chunk`` is the virtual stage index on that rank (0 unless
-interleaved). The orders follow Megatron-LM's ``schedules.py``.
+(the weight-gradient part, in zero-bubble schedules and DualPipe); ``chunk`` is the virtual stage index on
+that rank (0 unless interleaved; under DualPipe, which of the rank's two model chunks). The orders
+follow Megatron-LM's ``schedules.py``, the zero-bubble paper and the DualPipe reference.
 """
 
 from __future__ import annotations
@@ -100,10 +101,121 @@ def _zero_bubble_orders(p: int, m: int) -> tuple[tuple[Op, ...], ...]:
     return tuple(tuple(o) for o in orders)
 
 
+def dualpipe_chunk_stage(p: int, stage: int, chunk: int) -> int:
+    """Model stage held by ``chunk`` of pipeline rank ``stage`` under DualPipe.
+
+    Chunk 0 is stage ``stage`` of the copy fed at rank 0 (micro-batches ``0 .. m/2 - 1`` flow
+    rank 0 -> p - 1); chunk 1 is stage ``p - 1 - stage`` of the copy fed at rank ``p - 1``
+    (micro-batches ``m/2 .. m - 1`` flow rank p - 1 -> 0).
+    """
+    return stage if chunk == 0 else p - 1 - stage
+
+
+def dualpipe(p: int, m: int, stage: int) -> list[Op]:
+    """DualPipe (DeepSeek-V3 technical report, arXiv:2412.19437 sec. 3.2.1; deepseek-ai/DualPipe).
+
+    Micro-batches enter from both ends: each rank holds two model chunks (see
+    :func:`dualpipe_chunk_stage`), ``m/2`` micro-batches flow in each direction. The order is the
+    published eight-step structure, with ``h = m/2``, ``q = p/2``, ``k = min(stage, p - 1 - stage)``
+    and "near"/"far" the chunk whose direction enters at this rank's end of the pipeline or the other:
+
+    1. ``2(q - k - 1)`` near forwards;  2. ``k + 1`` x (near F, far F);
+    3. ``q - k - 1`` x (far B with W deferred, that W, far F);
+    4. ``h - p + k + 1`` x (near F & far B, far F & near B), the overlapped pairs of the steady state;
+    5. ``q - k - 1`` x (far B, far F & near B);  6. ``k + 1`` x (far B, near B), the later ones with W
+       deferred;  7. ``q - k - 1`` x (a deferred W, near B with W deferred);
+    8. the ``k + 1`` remaining deferred W s, oldest first.
+
+    ``B`` is a full backward unless a ``W`` of the same (chunk, micro-batch) follows (zero-bubble
+    split). Which ``F`` s start an overlapped F & B pair: :func:`dualpipe_pairs`. Needs ``p`` even
+    and ``m`` even with ``m >= 2p`` (the reference implementation's asserts). On uniform stages,
+    with each pair started once both its inputs are in, a step takes
+    ``m (F + B + W) + (p/2 - 1)(F&B + B - 3W)`` (``B`` the full backward): the paper's Table 2 bubble.
+    """
+    return list(_dualpipe(p, m, stage)[0])
+
+
+def dualpipe_pairs(p: int, m: int, stage: int) -> frozenset[int]:
+    """Positions ``i`` in :func:`dualpipe`'s order where ``F`` at ``i`` and ``B`` at ``i + 1`` (the
+    other chunk) run as one overlapped pair: started together once both inputs have arrived, each
+    one's communication hidden under the other's computation. The middle ranks run their first
+    steady-state pair apart, as the reference implementation does, to shorten the bubble."""
+    return _dualpipe(p, m, stage)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _dualpipe(p: int, m: int, stage: int) -> tuple[tuple[Op, ...], frozenset[int]]:
+    if p % 2 or m % 2 or m < 2 * p:
+        raise ValueError(f"DualPipe needs an even pp and an even number of micro-batches >= 2 pp, got {p=}, {m=}")
+    half, q = m // 2, p // 2
+    k = min(stage, p - 1 - stage)
+    second_half = stage >= q
+    ops: list[Op] = []
+    pairs: set[int] = set()
+    nxt = {"F": [0, 0], "B": [0, 0]}
+    deferred: collections.deque[tuple[int, int]] = collections.deque()
+
+    def run(ph: str, local: int, zb: bool = False) -> None:
+        c = local ^ second_half  # local 0 = the direction entering at this rank's end
+        mb = nxt[ph][c] + c * half
+        nxt[ph][c] += 1
+        ops.append((ph, c, mb))
+        if zb:
+            deferred.append((c, mb))
+
+    def pair(f_local: int, overlapped: bool = True) -> None:
+        if overlapped:
+            pairs.add(len(ops))
+        run("F", f_local)
+        run("B", 1 - f_local)
+
+    def weight() -> None:
+        c, mb = deferred.popleft()
+        ops.append(("W", c, mb))
+
+    for _ in range(2 * (q - k - 1)):  # 1
+        run("F", 0)
+    for _ in range(k + 1):  # 2
+        run("F", 0)
+        run("F", 1)
+    for _ in range(q - k - 1):  # 3
+        run("B", 1, zb=True)
+        weight()
+        run("F", 1)
+    for i in range(half - p + k + 1):  # 4
+        pair(0, overlapped=i > 0 or k < q - 1)
+        pair(1)
+    for _ in range(q - k - 1):  # 5
+        run("B", 1)
+        pair(1)
+    for i in range(k + 1):  # 6: the later backwards leave their W for steps 7 and 8
+        late = i > (k + 1) // 2 or (i == (k + 1) // 2 and k % 2 == 1)
+        run("B", 1, zb=late)
+        run("B", 0, zb=i >= (k + 1) // 2)
+    for _ in range(q - k - 1):  # 7
+        weight()
+        run("B", 0, zb=True)
+    while deferred:  # 8
+        weight()
+    return tuple(ops), frozenset(pairs)
+
+
+def weight_grads_done(ops: list[Op]) -> dict[int, int]:
+    """Per chunk, the position in ``ops`` of the pass that completes its weight gradients: its last
+    ``W``, or its last ``B`` whose weight gradient is not deferred to a ``W``."""
+    split = {(c, mb) for ph, c, mb in ops if ph == "W"}
+    done: dict[int, int] = {}
+    for i, (ph, c, mb) in enumerate(ops):
+        if ph == "W" or (ph == "B" and (c, mb) not in split):
+            done[c] = i
+    return done
+
+
 SCHEDULES: dict[str, Callable[[int, int, int, int], list[Op]]] = {
     "gpipe": lambda p, m, stage, v: gpipe(p, m, stage),
     "1f1b": lambda p, m, stage, v: one_f_one_b(p, m, stage),
     "interleaved": interleaved,
     "zero-bubble": lambda p, m, stage, v: zero_bubble_h1(p, m, stage),
+    "dualpipe": lambda p, m, stage, v: dualpipe(p, m, stage),
 }
 """Schedule name -> order function ``(p, m, stage, v)``; a new schedule is a new entry."""

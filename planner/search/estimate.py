@@ -33,7 +33,7 @@ from planner.graph.transformer import ADAM_BYTES_PER_PARAM
 from planner.hardware import Cluster
 from planner.memory import memory
 from planner.search.types import Estimate
-from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layers
+from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layer_kinds
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -48,7 +48,7 @@ class AnalyticalEstimator:
     def __init__(self, calib: Calibration = DEFAULT) -> None:
         self.calib = calib
         self._models: dict[tuple[int, int, str], tuple[Any, Any, ComputeModel, CollectiveModel]] = {}
-        self._layers: dict[tuple, tuple[LayerCosts, HeadCosts]] = {}
+        self._layers: dict[tuple, tuple[LayerCosts, HeadCosts, LayerCosts]] = {}
 
     # -- caches -------------------------------------------------------------------------------
     def _cost_models(
@@ -68,15 +68,19 @@ class AnalyticalEstimator:
 
     def _templates(
         self, model: TransformerSpec, cluster: Cluster, s: Strategy, comp: ComputeModel, coll: CollectiveModel
-    ) -> tuple[LayerCosts, HeadCosts]:
+    ) -> tuple[LayerCosts, HeadCosts, LayerCosts]:
+        """(the MoE layer, or every layer of a dense model; the head; an MoE model's dense layers)."""
         # layer and head costs depend on the micro-batch shape and the in-layer options only
         key = (
             id(model), id(cluster), s.tp, s.cp, s.ep, s.micro_batch, s.recompute, s.sequence_parallel,
-            s.attention, s.tp_comm_overlap, s.precision,
+            s.attention, s.tp_comm_overlap, s.precision, s.cp_algorithm, s.moe_capacity_factor,
+            s.moe_imbalance, s.moe_shared_expert_overlap,
         )  # fmt: skip
         hit = self._layers.get(key)
         if hit is None:
-            hit = (layer_costs(model, s, comp, coll), head_costs(model, s, comp, coll))
+            lc = layer_costs(model, s, comp, coll)
+            dense = layer_costs(model, s, comp, coll, moe=False) if model.first_dense_layers else lc
+            hit = (lc, head_costs(model, s, comp, coll), dense)
             self._layers[key] = hit
         return hit
 
@@ -85,12 +89,12 @@ class AnalyticalEstimator:
         """Estimate one resolved strategy (``dp``, batch and schedule set by ``check_layout``)."""
         s = strategy
         comp, coll = self._cost_models(model, cluster, s.precision)
-        lc, hc = self._templates(model, cluster, s, comp, coll)
+        lc, hc, dense = self._templates(model, cluster, s, comp, coll)
         mem = memory(model, s, cluster, comp.elem_bytes)
         if s.zero_stage == 3:
-            parts = self._fsdp(model, s, comp, coll, lc, hc)
+            parts = self._fsdp(model, s, comp, coll, lc, hc, dense)
         else:
-            parts = self._pipeline(model, s, comp, coll, lc, hc)
+            parts = self._pipeline(model, s, comp, coll, lc, hc, dense)
         step, compute, bubble, comm, opt = parts
         return Estimate(
             step_time_s=step,
@@ -126,13 +130,26 @@ class AnalyticalEstimator:
         coll: CollectiveModel,
         lc: LayerCosts,
         hc: HeadCosts,
+        dense: LayerCosts,
     ) -> tuple[float, float, float, float, float]:
         p, v, m = s.pp, s.vpp, s.micro_batches
         V = p * v
-        layers = stage_layers(model.num_layers, V)
-        f_layer = lc.forward.seconds
-        b_layer = lc.backward.seconds + lc.recompute.seconds
-        tp_layer = lc.forward.seconds_of("tp_comm") + lc.backward.seconds_of("tp_comm")
+        kinds = stage_layer_kinds(model, V)  # (dense, MoE) layers per virtual stage
+
+        def fwd(nd: int, nm: int) -> float:
+            return nd * dense.forward.seconds + nm * lc.forward.seconds
+
+        def bwd(nd: int, nm: int) -> float:
+            return nd * (dense.backward.seconds + dense.recompute.seconds) + nm * (
+                lc.backward.seconds + lc.recompute.seconds
+            )
+
+        def tp_comm(nd: int, nm: int) -> float:
+            per = [x.forward.seconds_of("tp_comm") + x.backward.seconds_of("tp_comm") for x in (dense, lc)]
+            return nd * per[0] + nm * per[1]
+
+        f_layer = fwd(*map(sum, zip(*kinds, strict=True))) / model.num_layers  # mean per layer
+        b_layer = bwd(*map(sum, zip(*kinds, strict=True))) / model.num_layers
         p2p = 0.0
         if p > 1:
             stride = s.tp * s.cp * s.data_parallel
@@ -142,23 +159,24 @@ class AnalyticalEstimator:
         last_bwd: list[float] = []  # each rank's backward of one micro-batch (the overlap window)
         sends = 0
         for r in range(p):
-            n_layers = sum(layers[c * p + r] for c in range(v))
-            t = n_layers * (f_layer + b_layer)
-            bwd = n_layers * b_layer
+            nd = sum(kinds[c * p + r][0] for c in range(v))
+            nm = sum(kinds[c * p + r][1] for c in range(v))
+            t = fwd(nd, nm) + bwd(nd, nm)
+            b_rank = bwd(nd, nm)
             n_send = 0
             for c in range(v):
                 vs = c * p + r
                 n_send += (vs < V - 1) + (vs > 0)
             if r == 0:
                 t += hc.embed_forward.seconds + hc.embed_backward.seconds
-                bwd += hc.embed_backward.seconds
+                b_rank += hc.embed_backward.seconds
             if r == p - 1:
                 t += hc.head_forward.seconds + hc.head_backward.seconds
-                bwd += hc.head_backward.seconds
+                b_rank += hc.head_backward.seconds
             t += n_send * p2p
             sends = max(sends, n_send)
             per_mb.append(t)
-            last_bwd.append(bwd)
+            last_bwd.append(b_rank)
         t_max = max(per_mb)
         t_mean = sum(per_mb) / p
         bubble = (p - 1) / v * t_mean
@@ -184,7 +202,8 @@ class AnalyticalEstimator:
                     end, exposed_dp = done, done - pipe
         tail, tail_comm = self._tail(model, s, comp, coll, params)
         compute = m * (t_max - sends * p2p)
-        comm = m * (sends * p2p + tp_layer * sum(layers[c * p] for c in range(v))) + exposed_dp + tail_comm
+        first = [kinds[c * p] for c in range(v)]
+        comm = m * (sends * p2p + sum(tp_comm(nd, nm) for nd, nm in first)) + exposed_dp + tail_comm
         return end + tail, compute, bubble, comm, tail - tail_comm
 
     def _fsdp(
@@ -195,25 +214,34 @@ class AnalyticalEstimator:
         coll: CollectiveModel,
         lc: LayerCosts,
         hc: HeadCosts,
+        dense: LayerCosts,
     ) -> tuple[float, float, float, float, float]:
-        m, L = s.micro_batches, model.num_layers
+        m = s.micro_batches
         dp = Group(s.data_parallel * s.cp, s.tp)
-        prm = layer_params_local(model, s)
         gbytes = grad_reduce_bytes(s)
-        ag = coll.cost("all_gather", prm * 2, dp).total_s
-        rs = coll.cost("reduce_scatter", prm * gbytes, dp).total_s
         root = (model.embedding_params + model.lm_head_params) / s.tp
         ag_root = coll.cost("all_gather", root * 2, dp).total_s
         rs_root = coll.cost("reduce_scatter", root * gbytes, dp).total_s
         share = comp.calib.comm_sm_slowdown if dp.size > 1 else 0.0
-        f = lc.forward.seconds
-        b = lc.backward.seconds + lc.recompute.seconds
-        f_layer = max(f + share * min(ag, f), ag)
-        b_layer = max(b + share * min(ag + rs, b), ag + rs)  # gathers and reduce-scatters share the link
+        layers_time = layers_compute = params = 0.0
+        ag = rs = 0.0
+        for moe, x, n in ((False, dense, model.dense_layers), (True, lc, model.moe_layers)):
+            if n == 0:
+                continue
+            prm = layer_params_local(model, s, moe=moe)
+            ag = coll.cost("all_gather", prm * 2, dp).total_s
+            rs = coll.cost("reduce_scatter", prm * gbytes, dp).total_s
+            f = x.forward.seconds
+            b = x.backward.seconds + x.recompute.seconds
+            f_layer = max(f + share * min(ag, f), ag)
+            b_layer = max(b + share * min(ag + rs, b), ag + rs)  # gathers and reduce-scatters share the link
+            layers_time += n * (f_layer + b_layer)
+            layers_compute += n * (f + b)
+            params += n * prm
         heads = hc.embed_forward.seconds + hc.embed_backward.seconds + hc.head_forward.seconds
         heads += hc.head_backward.seconds
-        per_mb = ag_root + ag + L * (f_layer + b_layer) + heads
-        tail, tail_comm = self._tail(model, s, comp, coll, [L * prm + root])
+        per_mb = ag_root + ag + layers_time + heads
+        tail, tail_comm = self._tail(model, s, comp, coll, [params + root])
         step = m * per_mb + rs + rs_root + tail
-        compute = m * (L * (f + b) + heads)
+        compute = m * (layers_compute + heads)
         return step, compute, 0.0, max(0.0, step - compute - (tail - tail_comm)), tail - tail_comm

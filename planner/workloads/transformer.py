@@ -2,11 +2,12 @@
 
 Conventions (documented in docs/model.md and ``planner simulate --help``):
 
-* Matmul parameters per layer: attention ``h*(h + 2*h_kv) + h*h`` (QKV and output projection,
-  ``h_kv = kv_heads * head_dim``), MLP ``2*h*f`` (GeLU) or ``3*h*f`` (SwiGLU), times the experts a
-  token visits for MoE. Biases and norms are counted in :attr:`TransformerSpec.num_params` but not
+* Matmul parameters per layer: attention ``h*(q + 2*h_kv) + q*h`` (QKV and output projection,
+  ``q = heads * head_dim``, ``h_kv = kv_heads * head_dim``; ``q == h`` unless ``head_dim`` is given),
+  MLP ``2*h*f`` (GeLU) or ``3*h*f`` (SwiGLU), times the experts a token visits (top-k routed plus
+  shared, plus the router) in an MoE layer; the ``first_dense_layers`` of an MoE model are dense. Biases and norms are counted in :attr:`TransformerSpec.num_params` but not
   in FLOPs.
-* Model FLOPs per token (MFU numerator): forward ``2 * matmul_params + 4 * L * s * h`` (QK^T and AV
+* Model FLOPs per token (MFU numerator): forward ``2 * matmul_params + 4 * L * s * q`` (QK^T and AV
   over the whole sequence, not halved for causal masking: the PaLM / Megatron-LM convention) plus
   ``2 * V * h`` for the LM head; training is three times forward.
 """
@@ -44,16 +45,30 @@ class TransformerSpec(BaseModel):
     top_k: int = Field(default=1, gt=0)
     moe_ffn_hidden_size: int | None = Field(default=None, gt=0)
     shared_experts: int = Field(default=0, ge=0)
+    head_dim: int | None = Field(
+        default=None, gt=0, description="per attention head; default hidden_size / num_heads (Qwen3: 128)"
+    )
+    first_dense_layers: int = Field(
+        default=0, ge=0, description="MoE models: the first layers are dense with ffn_hidden_size (DeepSeek-V3: 3)"
+    )
     source: str = ""
 
     @model_validator(mode="after")
     def _rules(self) -> TransformerSpec:
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}")
+        if self.head_dim is None and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads} (or give head_dim)"
+            )
         if self.num_heads % self.kv_heads:
             raise ValueError(f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.kv_heads}")
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k {self.top_k} cannot exceed num_experts {self.num_experts}")
+        if self.first_dense_layers and not self.is_moe:
+            raise ValueError("first_dense_layers needs a mixture-of-experts model (num_experts > 1)")
+        if self.first_dense_layers >= self.num_layers:
+            raise ValueError(
+                f"first_dense_layers {self.first_dense_layers} must be fewer than num_layers {self.num_layers}"
+            )
         return self
 
     # -- derived shapes -----------------------------------------------------------------------
@@ -62,12 +77,19 @@ class TransformerSpec(BaseModel):
         return self.num_kv_heads or self.num_heads
 
     @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
+    def head_size(self) -> int:
+        """Width of one attention head: ``head_dim`` when given, else hidden_size / num_heads."""
+        return self.head_dim or self.hidden_size // self.num_heads
+
+    @property
+    def q_hidden(self) -> int:
+        """Width of the queries and of the attention output (num_heads x head_size); equals
+        hidden_size unless ``head_dim`` says otherwise (Qwen3-30B-A3B: 32 x 128 = 4096 vs 2048)."""
+        return self.num_heads * self.head_size
 
     @property
     def kv_hidden(self) -> int:
-        return self.kv_heads * self.head_dim
+        return self.kv_heads * self.head_size
 
     @property
     def ffn(self) -> int:
@@ -85,28 +107,59 @@ class TransformerSpec(BaseModel):
     def mlp_matrices(self) -> int:
         return 3 if self.mlp == "swiglu" else 2
 
+    @property
+    def moe_layers(self) -> int:
+        """Layers with experts (all but the ``first_dense_layers`` of an MoE model; 0 if dense)."""
+        return self.num_layers - self.first_dense_layers if self.is_moe else 0
+
+    @property
+    def dense_layers(self) -> int:
+        """Layers with one dense MLP of ``ffn`` (all of a dense model)."""
+        return self.num_layers - self.moe_layers
+
+    def layer_is_moe(self, index: int) -> bool:
+        """Whether layer ``index`` (0-based) has experts: the dense ones come first (DeepSeek-V3)."""
+        return self.is_moe and index >= self.first_dense_layers
+
     # -- parameters ---------------------------------------------------------------------------
     @property
     def attn_params(self) -> int:
+        """Q, K, V and output projections: ``h*(q + 2*kv) + q*h`` with ``q = heads * head_size``."""
         h = self.hidden_size
-        return h * (h + 2 * self.kv_hidden) + h * h
+        return h * (self.q_hidden + 2 * self.kv_hidden) + self.q_hidden * h
+
+    @property
+    def dense_mlp_params(self) -> int:
+        """Weights of one dense MLP of width ``ffn``."""
+        return self.mlp_matrices * self.hidden_size * self.ffn
+
+    @property
+    def expert_params(self) -> int:
+        """Weights of one expert (routed or shared) of width ``expert_ffn``."""
+        return self.mlp_matrices * self.hidden_size * self.expert_ffn
+
+    @property
+    def router_params(self) -> int:
+        return self.hidden_size * self.num_experts if self.is_moe else 0
+
+    @property
+    def routed_expert_params(self) -> int:
+        """Routed-expert weights of one MoE layer: the part expert parallelism shards."""
+        return self.num_experts * self.expert_params if self.is_moe else 0
 
     @property
     def mlp_params(self) -> int:
-        """All MLP weights of one layer (every expert)."""
+        """All MLP weights of one MoE layer (every expert and the router), or of a dense layer."""
         if not self.is_moe:
-            return self.mlp_matrices * self.hidden_size * self.ffn
-        experts = self.num_experts + self.shared_experts
-        router = self.hidden_size * self.num_experts
-        return experts * self.mlp_matrices * self.hidden_size * self.expert_ffn + router
+            return self.dense_mlp_params
+        return self.routed_expert_params + self.shared_experts * self.expert_params + self.router_params
 
     @property
     def active_mlp_params(self) -> int:
-        """MLP weights one token passes through."""
+        """MLP weights one token passes through in an MoE layer (top-k routed + shared + router)."""
         if not self.is_moe:
             return self.mlp_params
-        experts = self.top_k + self.shared_experts
-        return experts * self.mlp_matrices * self.hidden_size * self.expert_ffn + self.hidden_size * self.num_experts
+        return (self.top_k + self.shared_experts) * self.expert_params + self.router_params
 
     @property
     def small_params_per_layer(self) -> int:
@@ -120,7 +173,18 @@ class TransformerSpec(BaseModel):
 
     @property
     def layer_params(self) -> int:
+        """Parameters of one MoE layer (of a dense model: of one layer)."""
         return self.attn_params + self.mlp_params + self.small_params_per_layer
+
+    @property
+    def dense_layer_params(self) -> int:
+        """Parameters of one dense layer."""
+        return self.attn_params + self.dense_mlp_params + self.small_params_per_layer
+
+    @property
+    def all_layer_params(self) -> int:
+        """Parameters of all layers, dense and MoE."""
+        return self.moe_layers * self.layer_params + self.dense_layers * self.dense_layer_params
 
     @property
     def embedding_params(self) -> int:
@@ -134,25 +198,27 @@ class TransformerSpec(BaseModel):
     @property
     def num_params(self) -> int:
         final_norm = self.hidden_size * (2 if self.bias else 1)
-        return self.num_layers * self.layer_params + self.embedding_params + self.lm_head_params + final_norm
+        return self.all_layer_params + self.embedding_params + self.lm_head_params + final_norm
 
     @property
     def active_params(self) -> int:
-        """Parameters one token uses (== num_params for a dense model)."""
-        dense_layer = self.attn_params + self.active_mlp_params + self.small_params_per_layer
+        """Parameters one token uses, embedding included (== num_params for a dense model)."""
+        moe_layer = self.attn_params + self.active_mlp_params + self.small_params_per_layer
         final_norm = self.hidden_size * (2 if self.bias else 1)
-        return self.num_layers * dense_layer + self.embedding_params + self.lm_head_params + final_norm
+        layers = self.moe_layers * moe_layer + self.dense_layers * self.dense_layer_params
+        return layers + self.embedding_params + self.lm_head_params + final_norm
 
     # -- FLOPs --------------------------------------------------------------------------------
     @property
     def matmul_params_per_token(self) -> int:
         """Weights of the matmuls one token passes through, LM head included."""
-        return self.num_layers * (self.attn_params + self.active_mlp_params) + self.vocab_size * self.hidden_size
+        mlp = self.moe_layers * self.active_mlp_params + self.dense_layers * self.dense_mlp_params
+        return self.num_layers * self.attn_params + mlp + self.vocab_size * self.hidden_size
 
     def attention_flops_per_token(self, seq_len: int | None = None) -> float:
-        """QK^T and AV, forward, whole (non-causal) sequence."""
+        """QK^T and AV, forward, whole (non-causal) sequence: ``4 * L * s * heads * head_size``."""
         s = seq_len or self.seq_len
-        return 4.0 * self.num_layers * s * self.hidden_size
+        return 4.0 * self.num_layers * s * self.q_hidden
 
     def model_flops_per_token(self, seq_len: int | None = None) -> float:
         """Training FLOPs per token (forward + backward), the MFU numerator."""
