@@ -46,7 +46,12 @@ class Accelerator(_Spec):
     memory_gib: float = Field(gt=0)
     memory_bandwidth_gb_s: float = Field(gt=0)
     scale_up_gb_s: float = Field(ge=0, description="scale-up link bandwidth, one direction")
-    power_w: float | None = Field(default=None, gt=0)
+    power_w: float | None = Field(default=None, gt=0, description="TDP / max board power, W")
+    idle_power_w: float | None = Field(
+        default=None,
+        gt=0,
+        description="power with no kernel running in a training job (P0, memory loaded), W; planner.energy's rule when absent",
+    )
     compute_units: int | None = Field(
         default=None,
         gt=0,
@@ -127,6 +132,9 @@ class NodeType(_Spec):
     scale_out: ScaleOut
     host_memory_gib: float | None = Field(default=None, gt=0)
     host_link_gb_s: float | None = Field(default=None, gt=0, description="host<->accelerator, per GPU")
+    system_power_w: float | None = Field(
+        default=None, gt=0, description="the whole server's rated maximum input power, W (vendor datasheet)"
+    )
     sources: list[str] = Field(min_length=1)
     date: str
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from planner.energy import Energy
 from planner.engine import Timeline
 from planner.memory import Memory
 
@@ -78,6 +79,7 @@ class StepResult(TimelineResult):
     scenario: dict[str, Any]
     tasks: int = Field(description="tasks in the simulated step graph")
     calibration: str
+    energy: Energy | None = Field(default=None, description="kWh, CO2, electricity $ (None: no power figure)")
 
 
 def step_price(cluster: Any, step_s: float) -> dict[str, Any]:
@@ -170,9 +172,11 @@ def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
     for i, node in enumerate(tl.nodes):
         a = graph.nodes[node]
         if a["kind"] == "pp_comm" and isinstance(node, tuple) and len(node) == 3:
-            tag, vs, _mb = node
+            tag, vs, mb = node
             dst = (vs + 1) if tag == "SF" else (vs - 1)
-            per_rank[dst % ranks]["pp"].append((tl.start_s[i], tl.end_s[i]))
+            recv = ("F" if tag == "SF" else "B", dst, mb)  # the pass that waits for it (DualPipe: either way)
+            to = graph.nodes[recv].get("rank", dst % ranks) if recv in graph else dst % ranks
+            per_rank[to]["pp"].append((tl.start_s[i], tl.end_s[i]))
     busiest = max(per_rank, key=lambda r: (_length(_merge(per_rank[r]["busy"])), -r))
     d = per_rank[busiest]
     span = [(0.0, tl.makespan_s)]
@@ -327,6 +331,7 @@ class RecsysStepResult(TimelineResult):
     scenario: dict[str, Any]
     tasks: int
     calibration: str
+    energy: Energy | None = Field(default=None, description="kWh, CO2, electricity $ (None: no power figure)")
 
 
 def recsys_breakdown(graph: Any, tl: Timeline, rank: int) -> RecsysBreakdown:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from planner.calibration import DEFAULT, Calibration
 from planner.costs.collectives import CollectiveModel
 from planner.costs.compute import ComputeModel
+from planner.energy import Site, estimate_energy, make_site
 from planner.engine import play
 from planner.errors import PlannerInputError, pydantic_message
 from planner.graph.transformer import build
@@ -96,6 +97,11 @@ def simulate(
     seq_len: int | None = None,
     strategy: Strategy | None = None,
     calibration: Calibration | None = None,
+    site: Site | None = None,
+    pue: float | None = None,
+    grid_gco2_per_kwh: float | None = None,
+    usd_per_kwh: float | None = None,
+    tokens: float | None = None,
     **strategy_fields: Any,
 ) -> StepResult:
     """Predict one training step.
@@ -106,12 +112,20 @@ def simulate(
     :class:`~planner.report.RecsysStepResult`); the hardware is one of
     ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
     ``accelerator`` with ``gpus``; the layout is ``strategy`` or its fields as keywords
-    (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...).
+    (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...). The result's
+    ``energy`` uses ``site`` (a :class:`planner.energy.Site`) or its figures ``pue``,
+    ``grid_gco2_per_kwh``, ``usd_per_kwh`` (defaults: planner.energy, sourced), and ``tokens``
+    (the run's length, transformers) for the per-run figures.
 
     >>> r = simulate("gpt3-175b", accelerator="a100-sxm-80gb", gpus=1024, tp=8, pp=16,
     ...              micro_batch=1, global_batch=1536, recompute="full")   # doctest: +SKIP
     """
+    where = make_site(site, pue=pue, grid_gco2_per_kwh=grid_gco2_per_kwh, usd_per_kwh=usd_per_kwh)
+    if tokens is not None and not tokens > 0:
+        raise PlannerInputError("tokens", f"must be > 0, got {tokens}")
     spec = resolve_model(model, seq_len)
+    if tokens is not None and spec.kind == "recsys":
+        raise PlannerInputError("tokens", "a recommendation model trains on samples, not tokens")
     if accelerator is None and instance is None and cluster is None:
         accelerator = "h100-sxm-80gb"
     hw = resolve_cluster(
@@ -122,7 +136,10 @@ def simulate(
         gpus_per_node=gpus_per_node,
         inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
     )
-    return SIMULATORS[spec.kind](spec, hw, strategy, calibration or DEFAULT, strategy_fields)
+    r = SIMULATORS[spec.kind](spec, hw, strategy, calibration or DEFAULT, strategy_fields)
+    if where != Site() or tokens is not None:
+        r.energy = estimate_energy(r, hw, where, tokens=tokens)
+    return r
 
 
 def simulate_scenario(model: TransformerSpec, cluster: Cluster, strategy: Strategy, calib: Calibration) -> StepResult:
@@ -180,6 +197,7 @@ def simulate_scenario(model: TransformerSpec, cluster: Cluster, strategy: Strate
         tasks=sg.graph.number_of_nodes(),
         calibration=calib.name,
     )
+    res.energy = estimate_energy(res, cluster)
     res._timeline = tl
     res._graph = sg.graph
     return res

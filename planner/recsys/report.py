@@ -59,4 +59,7 @@ def format_recsys(r: RecsysStepResult) -> str:
         ]
     else:
         lines += ["", "cost             no price for this hardware (use --instance for a priced cloud instance)"]
+    from planner.energy import format_energy
+
+    lines += format_energy(r)
     return "\n".join(lines)

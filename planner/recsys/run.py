@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from planner.calibration import Calibration
 from planner.costs.collectives import CollectiveModel
 from planner.costs.compute import ComputeModel
+from planner.energy import estimate_energy
 from planner.engine import play
 from planner.errors import PlannerInputError, pydantic_message
 from planner.graph.recsys import build, dense_memory_bytes
@@ -166,6 +167,7 @@ def simulate_recsys(
         tasks=rg.graph.number_of_nodes(),
         calibration=calib.name,
     )
+    res.energy = estimate_energy(res, cluster)
     res._timeline = tl
     res._graph = rg.graph
     return res
