@@ -23,6 +23,10 @@ Sources (keys as in ../shared/reference/hardware.md):
   per-collective start-up latency from the node type (hardware_specs) and
   :attr:`collective_launch_s`.
 
+A :class:`Calibration` can also come from a profile file (YAML), fitted on a user's own
+measurements with ``planner calibrate`` (:mod:`planner.calibrate`, docs/calibration.md):
+:meth:`Calibration.to_yaml` writes one, :func:`load_calibration` reads it back.
+
 Five constants are fitted, globally, on the even-position rows of the three validation files
 (``tools/fit_global.py``) and reported on the odd-position rows (docs/validation.md):
 :attr:`gemm_mamf_fraction` (0.90), :attr:`attention_fraction` (0.40), :attr:`layer_host_s` (0.9 ms),
@@ -32,7 +36,10 @@ plausible range, and each fitted value lies inside it. None is per run, model, s
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Calibration(BaseModel):
@@ -150,5 +157,81 @@ class Calibration(BaseModel):
         ),
     )
 
+    def constants(self) -> dict[str, float]:
+        """Every constant by name (all fields but ``name``)."""
+        return {k: v for k, v in self.model_dump().items() if k != "name"}
+
+    def to_yaml(self, path: str | Path | None = None, metadata: dict[str, Any] | None = None) -> str:
+        """This calibration as a profile (YAML: ``name``, ``constants``, ``metadata``); written to
+        ``path`` when given. :func:`load_calibration` reads it back to an equal :class:`Calibration`."""
+        import yaml
+
+        doc: dict[str, Any] = {"name": self.name, "constants": self.constants()}
+        if metadata:
+            doc["metadata"] = metadata
+        text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+        if path is not None:
+            from planner.errors import PlannerInputError
+
+            try:
+                Path(path).write_text(text, encoding="utf-8")
+            except OSError as e:
+                raise PlannerInputError("out", f"cannot write {path}: {e.strerror}") from None
+        return text
+
 
 DEFAULT = Calibration()
+
+PROFILE_KEYS = ("name", "constants", "metadata")
+"""Top-level keys of a calibration profile file."""
+
+
+def load_profile(path: str | Path) -> tuple[Calibration, dict[str, Any]]:
+    """A profile file's :class:`Calibration` and its metadata. A mistake (unknown key, value out of
+    its range, not a mapping) raises one :class:`~planner.errors.PlannerInputError` naming the field."""
+    from planner.errors import PlannerInputError, pydantic_message
+    from planner.hardware import load_yaml
+
+    p = Path(path)
+    data = load_yaml(p, "calibration")
+    if not isinstance(data, dict):
+        raise PlannerInputError("calibration", f"{p} must be a mapping with {', '.join(PROFILE_KEYS)}")
+    for k in data:
+        if k not in PROFILE_KEYS:
+            raise PlannerInputError(
+                f"calibration.{k}", f"unknown key in {p}; a profile holds {', '.join(PROFILE_KEYS)}"
+            )
+    name = data.get("name", p.stem)
+    if not isinstance(name, str) or not name.strip():
+        raise PlannerInputError("calibration.name", "must be a non-empty text")
+    constants = data.get("constants") or {}
+    if not isinstance(constants, dict):
+        raise PlannerInputError("calibration.constants", "must be a mapping of constant name -> value")
+    known = [k for k in Calibration.model_fields if k != "name"]
+    for k in constants:
+        if k not in known:
+            raise PlannerInputError(
+                f"calibration.constants.{k}", f"not a calibration constant; known: {', '.join(known)}"
+            )
+    metadata = data.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise PlannerInputError("calibration.metadata", "must be a mapping")
+    try:
+        calib = Calibration(name=name, **constants)
+    except ValidationError as e:
+        raise pydantic_message("calibration.constants", e) from None
+    return calib, metadata
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """The :class:`Calibration` of a profile file (see :func:`load_profile`)."""
+    return load_profile(path)[0]
+
+
+def resolve_calibration(calibration: str | Path | Calibration | None) -> Calibration:
+    """A calibration from a profile path, a :class:`Calibration`, or ``None`` (:data:`DEFAULT`)."""
+    if calibration is None or calibration == "":
+        return DEFAULT
+    if isinstance(calibration, Calibration):
+        return calibration
+    return load_calibration(calibration)

@@ -80,6 +80,7 @@ class SweepSpec(BaseModel):
     axes: dict[str, list[Any]] = {}
     mode: Literal["product", "zip"] = "product"
     search: bool = False
+    calibration: str | None = None  # a calibration profile (planner calibrate); relative to the spec's folder
 
     def points(self) -> list[dict[str, Any]]:
         """Every point's inputs, in order (base, then the axes' values)."""
@@ -127,6 +128,10 @@ def load_spec(spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec) -> Swee
             raise PlannerInputError("spec", f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise PlannerInputError("spec", "must be a mapping with base, axes, mode, search")
+    if isinstance(data.get("calibration"), str) and not isinstance(spec, (dict, SweepSpec)):
+        prof = Path(data["calibration"])
+        if not prof.is_absolute() and not prof.exists():
+            data = {**data, "calibration": str(Path(spec).parent / prof)}
     try:
         s = SweepSpec.model_validate(data)
     except ValidationError as e:
@@ -170,6 +175,12 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def run_point(inputs: dict[str, Any], search: bool) -> tuple[dict[str, Any] | None, str | None, float]:
     """(flattened results, error message, seconds) of one point. Never raises for a point's error."""
     t0 = time.perf_counter()
+    inputs = dict(inputs)
+    calib = inputs.pop("calibration", None)
+    if calib is not None:
+        from planner.calibration import Calibration
+
+        inputs["calibration"] = Calibration(**calib)
     try:
         if search:
             from planner.search import search as do_search
@@ -327,10 +338,16 @@ class SweepReport(BaseModel):
     wall_s: float
 
 
-def _jobs(spec: SweepSpec, store: Store) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]]]:
+def _jobs(
+    spec: SweepSpec, store: Store, calibration: dict[str, Any] | None = None
+) -> tuple[list[str], list[tuple[int, str, dict[str, Any]]]]:
+    """(every point's key, the points still to run); a non-default ``calibration`` (its fields)
+    goes into each point's inputs, so its results are keyed apart from the default's."""
     keys, todo, seen = [], [], set()
     done = store.done()
     for i, inputs in enumerate(spec.points()):
+        if calibration is not None:
+            inputs = {**inputs, "calibration": calibration}
         k = point_key(inputs, spec.search)
         keys.append(k)
         if k not in done and k not in seen:
@@ -441,11 +458,18 @@ def run_sweep(
     workers: int | None = None,
     progress: bool = False,
     scheduler: str | None = None,
+    calibration: Any = None,
 ) -> tuple[SweepReport, list[dict[str, Any]]]:
     """Run (or resume) a sweep; returns the report and the rows of this spec's points in order.
 
-    Points run in ``workers`` local processes, or on the Dask cluster at ``scheduler``."""
+    Points run in ``workers`` local processes, or on the Dask cluster at ``scheduler``, with
+    ``calibration`` (a profile path or a Calibration; default the spec's ``calibration``, else
+    planner's default)."""
+    from planner.calibration import DEFAULT, resolve_calibration
+
     s = load_spec(spec)
+    calib = resolve_calibration(calibration or s.calibration)
+    calib_fields = calib.model_dump() if calib != DEFAULT else None
     if workers is not None and workers < 1:
         raise PlannerInputError("workers", f"must be a positive integer, got {workers}")
     runner: LocalProcesses | DaskScheduler = (
@@ -455,7 +479,7 @@ def run_sweep(
     t0 = time.perf_counter()
     store = Store(db)
     try:
-        keys, todo = _jobs(s, store)
+        keys, todo = _jobs(s, store, calib_fields)
         bar = _progress(len(todo), len(keys) - len(todo)) if progress else None
         for n, ((i, k, inputs), (res, err, el)) in enumerate(runner.results(todo, s.search), 1):
             store.put(k, i, inputs, res, err, el)
@@ -485,6 +509,7 @@ def sweep(
     workers: int | None = None,
     progress: bool = False,
     scheduler: str | None = None,
+    calibration: Any = None,
 ) -> Any:
     """Run or resume a sweep (see the module doc) and return one row per point.
 
@@ -500,7 +525,7 @@ def sweep(
     >>> rows = sweep({"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb", "global_batch": 64},
     ...               "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out="s.db")  # doctest: +SKIP
     """
-    _, rows = run_sweep(spec, out=out, workers=workers, progress=progress, scheduler=scheduler)
+    _, rows = run_sweep(spec, out=out, workers=workers, progress=progress, scheduler=scheduler, calibration=calibration)
     try:
         import pandas as pd
     except ImportError:

@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from planner.app.common import catalog_ids, compare_cached, guarded, model_names
+from planner.app.common import calibration_option, catalog_ids, compare_cached, guarded, model_names
 
 
 def render() -> None:
@@ -31,7 +31,7 @@ def render() -> None:
     if budget:
         opts["budget_usd"] = budget
     with st.spinner("Comparing instance types..."):
-        res = guarded(compare_cached, model, tuple(chosen), tuple(sorted(opts.items())))
+        res = guarded(compare_cached, model, tuple(chosen), tuple(sorted({**opts, **calibration_option()}.items())))
     if res is None:
         return
     rows = []

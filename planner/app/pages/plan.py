@@ -8,7 +8,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from planner.app.common import PENDING_KEY, catalog_ids, fmt, guarded, model_names, search_cached
+from planner.app.common import PENDING_KEY, calibration_option, catalog_ids, fmt, guarded, model_names, search_cached
 
 
 def _inputs() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
@@ -78,7 +78,7 @@ def render() -> None:
     st.title("Plan: search the layouts")
     model, hardware, gpus, opts = _inputs()
     with st.spinner("Searching layouts..."):
-        res = guarded(search_cached, model, hardware, gpus, tuple(sorted(opts.items())))
+        res = guarded(search_cached, model, hardware, gpus, tuple(sorted({**opts, **calibration_option()}.items())))
     if res is None:
         return
     st.caption(
