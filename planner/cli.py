@@ -17,7 +17,8 @@ from planner.errors import PlannerInputError
 FORMULAS = """\
 definitions:
   MFU = model FLOPs per step / (step time x GPUs x dense peak FLOP/s of the precision)
-  model FLOPs per token = 3 x (2 x matmul parameters incl. LM head + 4 x layers x seq_len x hidden)
+  model FLOPs per token = 3 x (2 x matmul parameters incl. LM head + 4 x layers x seq_len x heads x head_dim)
+      (heads x head_dim = hidden unless the model sets head_dim; MoE: the experts a token visits)
       (attention over the whole sequence, not halved for causal masking: PaLM / Megatron-LM)
   HFU = as MFU, adding the FLOPs of recomputed forward passes
   step time = wall time of one optimizer step over the global batch
@@ -56,6 +57,22 @@ def _positive_int(name: str) -> Callable[[str], float]:
 
 def _positive_float(name: str) -> Callable[[str], float]:
     return _positive(name, float)
+
+
+def _at_least_one(name: str) -> Callable[[str], float]:
+    """An argparse type for a ratio that cannot be below 1, naming the flag if it is."""
+
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got '{text}'") from None
+        if not v >= 1.0:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1 (1 = perfectly balanced), got {text}")
+        return v
+
+    conv.__name__ = name
+    return conv
 
 
 def add_hardware_args(p: argparse.ArgumentParser) -> None:
@@ -97,6 +114,27 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     )
     st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
     st.add_argument(
+        "--cp-algorithm",
+        choices=("ring", "ulysses"),
+        help="context parallelism: ring attention or DeepSpeed-Ulysses all-to-all (default ring)",
+    )
+    st.add_argument(
+        "--moe-capacity-factor",
+        type=_positive_float("--moe-capacity-factor"),
+        help="MoE: cap and pad each expert to this x the mean tokens (default: dropless)",
+    )
+    st.add_argument(
+        "--moe-imbalance",
+        type=_at_least_one("--moe-imbalance"),
+        help="MoE, dropless, ep > 1: busiest expert-parallel rank's tokens / the mean, >= 1 (default 1)",
+    )
+    st.add_argument(
+        "--moe-shared-expert-overlap",
+        action="store_true",
+        default=None,
+        help="MoE: run the shared experts under the dispatch/combine all-to-all (Megatron-Core)",
+    )
+    st.add_argument(
         "--no-dp-overlap",
         dest="dp_overlap",
         action="store_false",
@@ -116,6 +154,8 @@ def strategy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
         "micro_batch": "micro_batch", "global_batch": "global_batch", "recompute": "recompute",
         "zero": "zero_stage", "sequence_parallel": "sequence_parallel", "precision": "precision",
         "schedule": "schedule", "attention": "attention", "dp_overlap": "dp_overlap", "bucket_mb": "bucket_mb",
+        "cp_algorithm": "cp_algorithm", "moe_capacity_factor": "moe_capacity_factor",
+        "moe_imbalance": "moe_imbalance", "moe_shared_expert_overlap": "moe_shared_expert_overlap",
     }  # fmt: skip
     return {dst: getattr(a, src) for src, dst in names.items() if getattr(a, src, None) is not None}
 
@@ -131,6 +171,34 @@ def hardware_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def add_calibration_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--calibration",
+        metavar="PROFILE.yaml",
+        help="calibration profile (from 'planner calibrate'; default: planner's global calibration)",
+    )
+
+
+def _calibration(a: argparse.Namespace) -> Any:
+    """The --calibration profile, or None (planner's default)."""
+    from planner.calibration import load_calibration
+
+    path = getattr(a, "calibration", None)
+    return load_calibration(path) if path else None
+
+
+def _calibration_name(a: argparse.Namespace) -> str:
+    c = _calibration(a)
+    return c.name if c is not None else "default"
+
+
+def _with_calibration(r: Any, a: argparse.Namespace) -> str:
+    """A result's JSON with the calibration's name (search and compare results do not carry it)."""
+    d = json.loads(r.model_dump_json())
+    d.setdefault("calibration", _calibration_name(a))
+    return json.dumps(d, indent=2)
+
+
 # ------------------------------------------------------------------------------------ commands
 
 
@@ -139,7 +207,10 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     from planner.simulate import simulate
 
     extra = {"sharding": a.sharding} if getattr(a, "sharding", None) else {}
-    r = simulate(a.model, seq_len=a.seq_len, **hardware_kwargs(a), **strategy_kwargs(a), **extra)
+    extra.update(energy_kwargs(a))
+    r = simulate(
+        a.model, seq_len=a.seq_len, calibration=_calibration(a), **hardware_kwargs(a), **strategy_kwargs(a), **extra
+    )
     if a.trace:
         try:
             n = r.write_trace(a.trace)
@@ -151,7 +222,50 @@ def cmd_simulate(a: argparse.Namespace) -> int:
         print(r.model_dump_json(indent=2))
     else:
         print(format_result(r) if getattr(r, "kind", "transformer") != "recsys" else format_recsys(r))
+        print(f"calibration: {r.calibration}")
     return 0
+
+
+def add_energy_args(p: argparse.ArgumentParser) -> None:
+    """Site figures for the energy estimate (planner.energy: model, defaults and their sources)."""
+    from planner.energy import DEFAULT_GRID_GCO2_PER_KWH, DEFAULT_PUE, DEFAULT_USD_PER_KWH
+
+    en = p.add_argument_group("energy (kWh, CO2e and electricity cost of the step)")
+    en.add_argument(
+        "--pue",
+        type=float,
+        help=f"facility power / IT power, >= 1 (default {DEFAULT_PUE}: Uptime Institute 2023 average; hyperscale ~1.1)",
+    )
+    en.add_argument(
+        "--grid-gco2-per-kwh",
+        type=float,
+        help=f"grid carbon intensity, gCO2e/kWh (default {DEFAULT_GRID_GCO2_PER_KWH:g}: Ember, world 2022)",
+    )
+    en.add_argument(
+        "--usd-per-kwh",
+        type=float,
+        help=f"electricity price (default {DEFAULT_USD_PER_KWH}: EIA, US industrial 2023)",
+    )
+    en.add_argument("--tokens", type=_positive_float("--tokens"), help="tokens of the whole run, for per-run energy")
+
+
+def energy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    names = ("pue", "grid_gco2_per_kwh", "usd_per_kwh", "tokens")
+    return {k: getattr(a, k) for k in names if getattr(a, k, None) is not None}
+
+
+def _cp_moe_note(st: dict[str, Any]) -> str:
+    """The context-parallel algorithm and the MoE options of a layout, when they apply."""
+    out = f" ({st.get('cp_algorithm', 'ring')})" if st["cp"] > 1 else ""
+    if st.get("ep", 1) > 1:
+        out += f"  ep {st['ep']}"
+    if st.get("moe_capacity_factor") is not None:
+        out += f"  capacity factor {st['moe_capacity_factor']:g}"
+    if st.get("moe_imbalance", 1.0) > 1.0:
+        out += f"  expert imbalance {st['moe_imbalance']:g}"
+    if st.get("moe_shared_expert_overlap"):
+        out += "  shared experts under the all-to-all"
+    return out
 
 
 def format_result(r: Any) -> str:
@@ -162,7 +276,8 @@ def format_result(r: Any) -> str:
     m = r.memory
     lines = [
         f"{sc['model']['name']} on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
-        f"layout: tp {st['tp']}  pp {st['pp']}  dp {st['dp']}  cp {st['cp']}  vpp {st['vpp']}  micro-batch {st['micro_batch']}"
+        f"layout: tp {st['tp']}  pp {st['pp']}  dp {st['dp']}  cp {st['cp']}{_cp_moe_note(st)}  vpp {st['vpp']}"
+        f"  micro-batch {st['micro_batch']}"
         f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batches/replica)",
         f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
         f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}",
@@ -202,6 +317,9 @@ def format_result(r: Any) -> str:
             "",
             "cost             no price for this hardware (use --instance for a priced cloud instance)",
         ]
+    from planner.energy import format_energy
+
+    lines += format_energy(r)
     return "\n".join(lines)
 
 
@@ -298,10 +416,11 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from planner.calibration import DEFAULT
     from planner.validate import GLOBAL_FITTED, format_report, markdown_report, validate_file
 
-    reports = [validate_file(f) for f in a.file]
+    calib = _calibration(a)
+    reports = [validate_file(f, calib or DEFAULT) for f in a.file]
     if a.markdown:
         cmd = "planner validate " + " ".join(a.file) + f" --markdown {a.markdown}"
-        text = markdown_report(reports, cmd, {k: getattr(DEFAULT, k) for k in GLOBAL_FITTED})
+        text = markdown_report(reports, cmd, {k: getattr(calib or DEFAULT, k) for k in GLOBAL_FITTED})
         try:
             with open(a.markdown, "w", encoding="utf-8") as f:
                 f.write(text)
@@ -361,9 +480,10 @@ def cmd_search(a: argparse.Namespace) -> int:
         goodput=_goodput_model(a),
         workers=a.workers,
         progress=not a.json,
+        calibration=_calibration(a),
         **hw,
     )
-    print(r.model_dump_json(indent=2) if a.json else format_search(r))
+    print(_with_calibration(r, a) if a.json else format_search(r) + f"\ncalibration: {_calibration_name(a)}")
     return 0
 
 
@@ -386,8 +506,9 @@ def cmd_compare(a: argparse.Namespace) -> int:
         goodput=_goodput_model(a),
         workers=a.workers,
         progress=not a.json,
+        calibration=_calibration(a),
     )
-    print(r.model_dump_json(indent=2) if a.json else format_compare(r))
+    print(_with_calibration(r, a) if a.json else format_compare(r) + f"\ncalibration: {_calibration_name(a)}")
     return 0
 
 
@@ -438,6 +559,7 @@ def add_search_commands(sub: Any) -> None:
     )
     se.add_argument("--tokens", type=_positive_float("--tokens"), help="tokens of the whole run (default 20 x params)")
     se.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_calibration_arg(se)
     _add_run_args(se)
     se.set_defaults(func=cmd_search)
 
@@ -463,6 +585,7 @@ def add_search_commands(sub: Any) -> None:
     )
     co.add_argument("--seq-len", type=_positive_int("--seq-len"), help="sequence length (default: the model's)")
     co.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_calibration_arg(co)
     _add_run_args(co)
     co.set_defaults(func=cmd_compare)
 
@@ -470,7 +593,9 @@ def add_search_commands(sub: Any) -> None:
 def cmd_sweep(a: argparse.Namespace) -> int:
     from planner.sweep import run_sweep
 
-    rep, _ = run_sweep(a.spec, out=a.out, workers=a.workers, progress=True, scheduler=a.scheduler)
+    rep, _ = run_sweep(
+        a.spec, out=a.out, workers=a.workers, progress=True, scheduler=a.scheduler, calibration=a.calibration
+    )
     where = rep.store + (f", exported to {rep.export}" if rep.export else "")
     print(
         f"sweep: {rep.points} points ({rep.ran} run now, {rep.skipped} already in the store),"
@@ -498,7 +623,72 @@ def add_sweep_command(sub: Any) -> None:
     )
     sw.add_argument("--workers", type=_positive_int("--workers"), help="local processes (default: cores)")
     sw.add_argument("--scheduler", metavar="ADDRESS", help="run on a Dask distributed cluster (tcp://host:8786)")
+    add_calibration_arg(sw)
     sw.set_defaults(func=cmd_sweep)
+
+
+def cmd_calibrate(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    name = a.name or Path(a.out).stem
+    if a.trace:
+        if a.file:
+            raise PlannerInputError("file", "give either measured runs (CSV) or --trace, not both")
+        from planner.calibrate import calibrate_trace, format_trace
+        from planner.hardware import resolve_cluster
+        from planner.simulate import make_strategy, resolve_model
+
+        model = resolve_model(a.model, a.seq_len)
+        if model.kind != "transformer":
+            raise PlannerInputError("model", "calibrate --trace takes a transformer model")
+        cluster = resolve_cluster(**{**hardware_kwargs(a), "accelerator": a.accelerator or "h100-sxm-80gb"})
+        strategy = make_strategy(**strategy_kwargs(a))
+        tr = calibrate_trace(a.trace, model, cluster, strategy, name=name, pipeline_rank=a.pipeline_rank)
+        tr.calibration().to_yaml(a.out, tr.metadata())
+        print(tr.model_dump_json(indent=2) if a.json else format_trace(tr) + f"\n\nprofile written to {a.out}")
+        return 0
+    if not a.file:
+        raise PlannerInputError("file", "give measured runs (CSV in the validation schema) or --trace TRACE.json")
+    from planner.calibrate import calibrate_files, format_fit
+
+    rep = calibrate_files(
+        a.file, holdout=a.holdout or (), name=name, grid_points=a.grid_points, rounds=a.rounds, folds=a.folds
+    )
+    rep.calibration().to_yaml(a.out, rep.metadata())
+    print(rep.model_dump_json(indent=2) if a.json else format_fit(rep) + f"\n\nprofile written to {a.out}")
+    return 0
+
+
+def add_calibrate_command(sub: Any) -> None:
+    """The ``calibrate`` subcommand (planner.calibrate)."""
+    ca = sub.add_parser(
+        "calibrate",
+        help="fit the calibration constants to your own measured runs (or a profiler trace) into a profile",
+        description=(
+            "Fit the few global constants of planner's calibration (GEMM, attention, HBM, NCCL ring and NIC"
+            " efficiencies, collective launch, per-layer host time), each within its physical range, to measured"
+            " steps of one accelerator/cluster (CSV in the validation schema), reporting the error before and after"
+            " on rows the fit did not see (cross-validation). With --trace, derive what a PyTorch profiler trace"
+            " of one step pins down instead. Writes a profile for --calibration. See docs/calibration.md."
+        ),
+    )
+    ca.add_argument("file", nargs="*", help="measured runs: CSV file(s) in the schema of shared/validation/README.md")
+    ca.add_argument("--out", required=True, metavar="PROFILE.yaml", help="the profile to write")
+    ca.add_argument("--name", help="the profile's name (default: the --out file's stem)")
+    ca.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    ca.add_argument("--holdout", nargs="+", metavar="CSV", help="report on these rows instead of cross-validating")
+    ca.add_argument("--grid-points", type=_positive_int("--grid-points"), default=5, help="values per constant (5)")
+    ca.add_argument("--rounds", type=_positive_int("--rounds"), default=2, help="coordinate-search rounds (2)")
+    ca.add_argument(
+        "--folds", type=_positive_int("--folds"), default=5, help="cross-validation folds above 10 rows (5)"
+    )
+    tr = ca.add_argument_group("from a profiler trace (--trace and the run's model and layout)")
+    tr.add_argument("--trace", metavar="TRACE.json", help="PyTorch profiler (Kineto) trace of one step on one rank")
+    tr.add_argument("--model", default="gpt3-1.7b", help="model preset or YAML file of the traced run")
+    tr.add_argument("--pipeline-rank", type=int, default=0, help="pipeline rank the trace was taken on (default 0)")
+    add_hardware_args(ca)
+    add_strategy_args(ca)
+    ca.set_defaults(func=cmd_calibrate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -519,8 +709,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--model", default="gpt3-1.7b", help="model preset or YAML file (default gpt3-1.7b)")
     add_hardware_args(sim)
     add_strategy_args(sim)
+    add_energy_args(sim)
     sim.add_argument("--json", action="store_true", help="print the result as one JSON object")
     sim.add_argument("--trace", metavar="FILE", help="write the step timeline as a Chrome/Perfetto trace")
+    add_calibration_arg(sim)
     sim.add_argument(
         "--sharding",
         choices=("table", "row", "column", "data", "auto"),
@@ -538,9 +730,11 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--markdown", metavar="OUT", help="also write the validation report (docs/validation.md)")
     val.add_argument("--json", action="store_true")
     val.add_argument("--verbose", "-v", action="store_true", help="print every row")
+    add_calibration_arg(val)
     val.set_defaults(func=cmd_validate)
     add_search_commands(sub)
     add_sweep_command(sub)
+    add_calibrate_command(sub)
     return p
 
 

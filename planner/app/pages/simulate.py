@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from planner.app import charts
-from planner.app.common import PENDING_KEY, catalog_ids, fmt, guarded, model_names, simulate_cached
+from planner.app.common import PENDING_KEY, calibration_option, catalog_ids, fmt, guarded, model_names, simulate_cached
 from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
 from planner.workloads.recsys import is_recsys_preset
 
@@ -30,6 +30,10 @@ DEFAULTS: dict[str, Any] = {
     "sim_sequence_parallel": False,
     "sim_precision": "bf16",
     "sim_schedule": "default",
+    "sim_cp_algorithm": "ring",
+    "sim_moe_capacity_factor": 0.0,
+    "sim_moe_imbalance": 1.0,
+    "sim_moe_shared_expert_overlap": False,
     "sim_rs_global_batch": 65536,
     "sim_rs_sharding": "auto",
     "sim_rs_precision": "fp16",
@@ -79,6 +83,15 @@ def _sidebar() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
     schedule = sb.selectbox("Pipeline schedule", ["default", *SCHEDULE_CHOICES], key="sim_schedule")
     sp = sb.checkbox("Sequence parallelism", key="sim_sequence_parallel")
     precision = sb.selectbox("Precision", list(PRECISION_CHOICES), key="sim_precision")
+    with sb.expander("Experts and long context"):
+        cp_algorithm = st.selectbox("Context-parallel algorithm", ["ring", "ulysses"], key="sim_cp_algorithm")
+        capacity = st.number_input(
+            "MoE capacity factor (0: dropless)", min_value=0.0, step=0.25, key="sim_moe_capacity_factor"
+        )
+        imbalance = st.number_input(
+            "MoE load imbalance (busiest / mean)", min_value=1.0, step=0.1, key="sim_moe_imbalance"
+        )
+        shared_overlap = st.checkbox("Overlap shared experts with the all-to-all", key="sim_moe_shared_expert_overlap")
     fields: dict[str, Any] = {
         "tp": int(tp),
         "pp": int(pp),
@@ -92,6 +105,10 @@ def _sidebar() -> tuple[str, tuple[str, str], int, dict[str, Any]]:
         "schedule": None if schedule == "default" else schedule,
         "sequence_parallel": bool(sp),
         "precision": precision,
+        "cp_algorithm": cp_algorithm,
+        "moe_capacity_factor": float(capacity) or None,
+        "moe_imbalance": float(imbalance),
+        "moe_shared_expert_overlap": bool(shared_overlap),
     }
     return model, (kind, hw), int(gpus), {k: v for k, v in fields.items() if v is not None}
 
@@ -116,6 +133,16 @@ def _metrics(r: dict[str, Any]) -> None:
         st.caption(f"Price: {cost['price_source']} ({cost['price_date']})")
     elif cost["usd_per_hour"] is None:
         st.caption("No price: pick an instance to see costs.")
+    e = r.get("energy")
+    if e:
+        st.caption(
+            f"Energy: {e['kwh_per_step']:.4g} kWh/step at the meter (PUE {e['pue']:g}),"
+            f" {e['avg_accelerator_power_w']:,.0f} W average per GPU, {e['co2_kg_per_step']:.3g} kg CO2e/step"
+            f" at {e['grid_gco2_per_kwh']:g} g/kWh, electricity ${e['energy_usd_per_step']:.3g}/step"
+            f" at ${e['usd_per_kwh']:g}/kWh (defaults and sources: planner.energy)."
+        )
+    else:
+        st.caption("Energy: no power figure for this accelerator in the catalog, so no estimate.")
 
 
 def render() -> None:
@@ -123,7 +150,7 @@ def render() -> None:
     _init_state()
     model, hardware, gpus, fields = _sidebar()
     with st.spinner("Simulating..."):
-        out = guarded(simulate_cached, model, hardware, gpus, tuple(sorted(fields.items())))
+        out = guarded(simulate_cached, model, hardware, gpus, tuple(sorted({**fields, **calibration_option()}.items())))
     if out is None:
         return
     r = out["result"]
