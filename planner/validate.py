@@ -497,6 +497,21 @@ def half_errors(rep: ValidationReport) -> tuple[list[float], list[float]]:
     return train, test  # type: ignore[return-value]
 
 
+def _by_hardware(rep: ValidationReport) -> dict[tuple[str, str], Summary]:
+    """Errors of a transformer report's rows grouped by (accelerator, precision) from its file."""
+    if not rep.file or not Path(rep.file).exists():
+        return {}
+    src = {r.get("id", ""): r for r in read_rows(rep.file)}
+    groups: dict[tuple[str, str], list[float]] = {}
+    for r in rep.rows:
+        row = src.get(r.id)
+        if r.error is None or row is None or "precision" not in row:
+            continue
+        key = (row.get("accelerator") or "-", row.get("precision") or "(blank)")
+        groups.setdefault(key, []).append(r.error)
+    return {k: summarize(v) for k, v in sorted(groups.items())}
+
+
 def markdown_report(reports: list[ValidationReport], command: str, constants: dict[str, float]) -> str:
     """The docs/validation.md page: error per file and source, hold-out halves, worst rows."""
 
@@ -542,6 +557,18 @@ def markdown_report(reports: list[ValidationReport], command: str, constants: di
     for rep in reports:
         for src, s in rep.by_source.items():
             out.append(f"| {Path(rep.file).name} | {src} | {cells(s)} |")
+    out += [
+        "",
+        "## Per accelerator and precision",
+        "",
+        "New hardware and number formats are where a model fitted mostly on A100 runs must generalise.",
+        "",
+        "| file | accelerator | precision | rows | median | mean | max |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for rep in reports:
+        for (acc, prec), s in _by_hardware(rep).items():
+            out.append(f"| {Path(rep.file).name} | {acc} | {prec} | {cells(s)} |")
     out += ["", "## Rows with blank fields (predicted with planner's defaults)", ""]
     out += ["| file | rows | median | mean | max |", "|---|---:|---:|---:|---:|"]
     for rep in reports:
