@@ -130,6 +130,8 @@ def _check_moe_options(s: Strategy, model: TransformerSpec) -> None:
 def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strategy:
     """Apply every layout rule; return the strategy with ``dp``, batch and schedule resolved."""
     n = cluster.num_gpus
+    if s.tp_comm_overlap and s.tp == 1:
+        raise PlannerInputError("tp_comm_overlap", "overlaps tensor-parallel collectives: it needs tp > 1")
     mp = s.tp * s.pp * s.cp
     if n % mp:
         field = "cp" if s.cp > 1 and n % (s.tp * s.pp) == 0 else ("pp" if s.pp > 1 and n % s.tp == 0 else "tp")

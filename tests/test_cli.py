@@ -275,6 +275,7 @@ BAD = [
     ("validate-binary", ["validate", "{binary_csv}"], r"readable|decode|encoding|UTF-8|utf-8"),
     ("validate-folder", ["validate", "{dir}"], r"folder"),
     ("validate-no-file", ["validate"], r"file"),
+    ("tp-comm-overlap-tp1", [*A100_64, "--tp-comm-overlap"], r"tp_comm_overlap: .*tp > 1"),
     ("catalog-unknown", ["catalog", "gpus"], r"invalid choice"),
     ("unknown-command", ["simulat"], r"invalid choice"),
 ]  # fmt: skip
