@@ -5,6 +5,8 @@ Shared by the graph builder (how much to reduce, how much to update) and the mem
 
 from __future__ import annotations
 
+import functools
+
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -51,13 +53,19 @@ def expert_data_parallel(s: Strategy) -> int:
 def stage_layer_kinds(model: TransformerSpec, stages: int) -> list[tuple[int, int]]:
     """(dense layers, MoE layers) of each virtual pipeline stage, layers assigned as in
     :func:`stage_layers` (by count, as Megatron does); an MoE model's dense layers come first."""
+    first_moe = model.first_dense_layers if model.is_moe else model.num_layers  # layers before it are dense
+    return list(_stage_layer_kinds(model.num_layers, first_moe, stages))
+
+
+@functools.lru_cache(maxsize=4096)
+def _stage_layer_kinds(num_layers: int, first_moe: int, stages: int) -> tuple[tuple[int, int], ...]:
     out = []
     start = 0
-    for n in stage_layers(model.num_layers, stages):
-        moe = sum(1 for i in range(start, start + n) if model.layer_is_moe(i))
+    for n in stage_layers(num_layers, stages):
+        moe = max(0, start + n - max(start, first_moe))  # layers of [start, start + n) at or past first_moe
         out.append((n - moe, moe))
         start += n
-    return out
+    return tuple(out)
 
 
 def stage_layers(num_layers: int, stages: int) -> list[int]:
@@ -94,10 +102,26 @@ def rank_params(model: TransformerSpec, s: Strategy) -> list[float]:
     return [a + b for a, b in rank_params_split(model, s)]
 
 
+_SPLIT_CACHE: dict[tuple, list[tuple[float, float]]] = {}
+
+
 def rank_params_split(model: TransformerSpec, s: Strategy) -> list[tuple[float, float]]:
     """Per pipeline rank, (parameters replicated over the dp*cp ranks, routed-expert parameters
     replicated over only the dp*cp/ep ranks of :func:`expert_data_parallel`) of one accelerator.
-    ZeRO shards each part over its own group, as Megatron-Core's distributed optimizer does."""
+    ZeRO shards each part over its own group, as Megatron-Core's distributed optimizer does.
+
+    Cached on what it depends on (the model, tp, ep, pp, vpp and schedule): the search asks it
+    for thousands of layouts that share those."""
+    key = (model, s.tp, s.ep, s.pp, s.vpp, s.pipeline_schedule)
+    hit = _SPLIT_CACHE.get(key)
+    if hit is None:
+        if len(_SPLIT_CACHE) > 4096:
+            _SPLIT_CACHE.clear()
+        hit = _SPLIT_CACHE[key] = _rank_params_split(model, s)
+    return list(hit)
+
+
+def _rank_params_split(model: TransformerSpec, s: Strategy) -> list[tuple[float, float]]:
     p = s.pp
     stages = pipeline_stages(s)
     kinds = stage_layer_kinds(model, stages)

@@ -9,6 +9,7 @@ template per kind rather than costing each layer.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,12 +34,21 @@ class Segment:
 class Pass:
     segments: tuple[Segment, ...]
 
-    @property
+    @functools.cached_property
     def seconds(self) -> float:
+        """Sum of the segments (cached: the search reads it for every layout it estimates)."""
         return sum(s.seconds for s in self.segments)
 
+    @functools.cached_property
+    def seconds_by_kind(self) -> dict[str, float]:
+        """Seconds per segment kind (cached: every task built from this pass reads it)."""
+        out: dict[str, float] = {}
+        for seg in self.segments:
+            out[seg.kind] = out.get(seg.kind, 0.0) + seg.seconds
+        return out
+
     def seconds_of(self, kind: str) -> float:
-        return sum(s.seconds for s in self.segments if s.kind == kind)
+        return self.seconds_by_kind.get(kind, 0.0)
 
 
 @dataclass(frozen=True)

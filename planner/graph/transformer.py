@@ -95,9 +95,11 @@ def _compute_attrs(passes: list[tuple[Pass, int]]) -> dict[str, object]:
     total = 0.0
     kinds: dict[str, float] = {}
     for p, count in passes:
-        for seg in p.segments:
-            total += seg.seconds * count
-            kinds[seg.kind] = kinds.get(seg.kind, 0.0) + seg.seconds * count
+        if not count:
+            continue
+        total += p.seconds * count
+        for kind, sec in p.seconds_by_kind.items():
+            kinds[kind] = kinds.get(kind, 0.0) + sec * count
     return {"duration": total, "kinds": kinds, "passes": [(p, c) for p, c in passes if c]}
 
 
