@@ -9,7 +9,9 @@ micro-batch, with ``s`` tokens, ``b`` sequences, ``h`` hidden, ``a`` heads, tens
     selective recomputation : the 5*a*s^2*b/t attention-score term is dropped
     full recomputation      : 2*s*b*h (/t with SP) per layer, plus one layer's working set
 
-FlashAttention never stores the scores, so its ``s^2`` term is zero. A pipeline rank holds the
+FlashAttention never stores the scores, so its ``s^2`` term is zero. Under FP8 training the linear
+layers' saved inputs (QKV, attention output, fc1, fc2) are Transformer Engine's 1-byte casts, and
+the weights carry their FP8 copy (3 bytes per parameter instead of 2). A pipeline rank holds the
 activations of the micro-batches in flight: ``p - r`` under 1F1B, all ``m`` under GPipe,
 Megatron's interleaved warm-up count with virtual stages, and ``p + 1`` chunks under DualPipe (its
 Table 2; each rank also holds both copies' weights, gradients and optimizer states).
@@ -75,9 +77,15 @@ def layer_activation_bytes(
     if is_moe:
         pairs = sb * model.top_k * moe_load_factor(s)
         routed = e * pairs * h
-        split += e * pairs * model.expert_ffn * mats + e * sb * model.expert_ffn * model.shared_experts * mats
+        fc2_in = pairs * model.expert_ffn + sb * model.expert_ffn * model.shared_experts
     else:
-        split += e * sb * f * mats
+        fc2_in = sb * f
+    split += e * fc2_in * mats
+    if s.precision == "fp8":
+        # Transformer Engine saves each linear layer's input for the backward pass in FP8 (1 byte),
+        # the cast it made for the forward GEMM: QKV and fc1 inputs, the attention output, fc2 input.
+        unsplit -= (e - 1) * 2 * sb * h
+        split -= (e - 1) * (sb * q + fc2_in)
     scores = 0.0
     if s.attention == "unfused":
         scores = 5.0 * model.num_heads * (model.seq_len // s.cp) * model.seq_len * s.micro_batch / t * (e / 2)

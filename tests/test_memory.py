@@ -37,6 +37,18 @@ def test_no_recompute_no_sp(t: int, b: int) -> None:
     assert full == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize(("t", "b"), CASES)
+def test_fp8_stores_linear_inputs_in_one_byte(t: int, b: int) -> None:
+    """Transformer Engine keeps the FP8 casts of the linear layers' inputs for backward: QKV and fc1
+    inputs (2*s*b*h, not split by tp without SP), the attention output (s*b*h/t) and the fc2 input
+    (4*s*b*h/t for GPT's 4h MLP) each take 1 byte instead of 2: s*b*h*(2 + 5/t) bytes fewer."""
+    sbh, _, _, _ = _terms(GPT, b)
+    bf16, _ = layer_activation_bytes(GPT, _strategy(t, b), elem_bytes=2)
+    fp8 = make_strategy(tp=t, recompute="none", attention="unfused", micro_batch=b, precision="fp8")
+    stored, _ = layer_activation_bytes(GPT, fp8, elem_bytes=2)
+    assert bf16 - stored == pytest.approx(sbh * (2 + 5 / t), rel=1e-12)
+
+
 @pytest.mark.parametrize(("t", "b"), [c for c in CASES if c[0] > 1])
 def test_sequence_parallel(t: int, b: int) -> None:
     """Korthikanti eq. (4): s*b*h*34/t + 5*a*s^2*b/t."""
