@@ -86,8 +86,9 @@ class GridEnumerator:
                     if vpp > 1 and not splits_layers(model.num_layers, pp * vpp):
                         rejected["layers do not split over pp*vpp stages"] += 1
                         continue
-                    for ep, mb, rc, zero, sp in itertools.product(
-                        eps, space.micro_batch, space.recompute, space.zero_stage, space.sequence_parallel
+                    zbs = space.zero_bubble if pp > 1 and vpp == 1 else (False,)
+                    for ep, mb, rc, zero, sp, zb in itertools.product(
+                        eps, space.micro_batch, space.recompute, space.zero_stage, space.sequence_parallel, zbs
                     ):
                         if sp and tp == 1:
                             continue  # sequence parallelism is a tp > 1 option, not a separate layout
@@ -105,6 +106,7 @@ class GridEnumerator:
                             sequence_parallel=sp,
                             precision=space.precision,
                             attention=space.attention,
+                            schedule="zero-bubble" if zb else None,
                         )
                         try:
                             valid.append(check_layout(s, model, cluster))

@@ -148,8 +148,9 @@ class AnalyticalEstimator:
             per = [x.forward.seconds_of("tp_comm") + x.backward.seconds_of("tp_comm") for x in (dense, lc)]
             return nd * per[0] + nm * per[1]
 
-        f_layer = fwd(*map(sum, zip(*kinds, strict=True))) / model.num_layers  # mean per layer
-        b_layer = bwd(*map(sum, zip(*kinds, strict=True))) / model.num_layers
+        kinds_total = tuple(map(sum, zip(*kinds, strict=True)))  # (dense, MoE) layers in all
+        f_layer = fwd(*kinds_total) / model.num_layers  # mean per layer
+        b_layer = bwd(*kinds_total) / model.num_layers
         p2p = 0.0
         if p > 1:
             stride = s.tp * s.cp * s.data_parallel
@@ -180,6 +181,12 @@ class AnalyticalEstimator:
         t_max = max(per_mb)
         t_mean = sum(per_mb) / p
         bubble = (p - 1) / v * t_mean
+        if s.pipeline_schedule == "zero-bubble":
+            # ZB-H1 (Qi et al. 2024): deferred weight gradients fill the drain, (p - 1)(F + B - W)
+            # against 1F1B's (p - 1)(F + B + W); W is the weight-gradient GEMMs' share of a stage.
+            w_all = sum(kinds_total[i] * x.backward_weight.seconds for i, x in enumerate((dense, lc)))
+            w_mean = w_all / V  # per stage and micro-batch
+            bubble = (p - 1) * max(0.0, t_mean - 2 * w_mean)
         pipe = m * t_max + bubble
         # data-parallel reduction, in buckets, overlapped with the last micro-batch's backward
         dp_size = s.data_parallel * s.cp

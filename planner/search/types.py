@@ -52,6 +52,10 @@ class SearchSpace(_Model):
     sequence_parallel: tuple[bool, ...] = (False, True)
     cp: tuple[int, ...] = Field(default=(1,), description="context-parallel degrees (only when asked)")
     ep: tuple[int, ...] | None = Field(default=None, description="expert-parallel degrees; default for MoE models")
+    zero_bubble: tuple[bool, ...] = Field(
+        default=(False, True),
+        description="also try the zero-bubble schedule (ZB-H1) where pp > 1 without interleaving",
+    )
     precision: TrainPrecision = "bf16"
     attention: AttentionKernel = "flash"
 
@@ -94,7 +98,7 @@ class Layout(_Model):
 
     @property
     def label(self) -> str:
-        """Short human form: ``tp8 pp16 vpp2 dp8 mb1 rc=full z1 sp``."""
+        """Short human form: ``tp8 pp16 vpp2 dp8 mb1 rc=full z1 sp`` (``zb``: zero-bubble schedule)."""
         parts = [f"tp{self.tp}", f"pp{self.pp}"]
         if self.vpp > 1:
             parts.append(f"vpp{self.vpp}")
@@ -106,6 +110,8 @@ class Layout(_Model):
         parts += [f"mb{self.micro_batch}", f"rc={self.recompute}", f"z{self.zero_stage}"]
         if self.sequence_parallel:
             parts.append("sp")
+        if self.schedule == "zero-bubble":
+            parts.append("zb")
         return " ".join(parts)
 
 
