@@ -313,6 +313,12 @@ _WEIGHT_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "
 _TP_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
 
 
+CE_FORWARD_BYTES_PER_LOGIT = 38
+"""HBM bytes the fp32 cross-entropy moves per logit in its forward pass (see :func:`head_costs`)."""
+CE_BACKWARD_BYTES_PER_LOGIT = 14
+"""... and in its backward pass."""
+
+
 def head_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> HeadCosts:
     """Embedding lookup on the first stage; LM head and cross-entropy on the last."""
     t = s.tp
@@ -330,11 +336,16 @@ def head_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: Co
         hf.append(_tp_comm(coll, "all_gather", act, t, "all-gather (SP)"))
     hf.append(Segment("lm-head", "compute", comp.gemm_s(T, V // t, h)))
     logits = T * (V // t)
-    hf.append(Segment("cross-entropy", "compute", comp.memory_s(logits * 8, 3)))
+    # The loss in fp32 over 16-bit logits, as Megatron-Core's vocab-parallel cross-entropy runs it
+    # (megatron/core/tensor_parallel/cross_entropy.py): forward = cast to fp32 (read 2, write 4), max
+    # (read 4), subtract (4 + 4), exp (4 + 4), sum (4), divide (4 + 4): 38 bytes per logit in 6
+    # kernels; backward = multiply by the incoming gradient (4 + 4) and cast back (4 + 2): 14 bytes
+    # in 2. PyTorch's cross_entropy under autocast (HF, llm-foundry, torchtitan) moves about as many.
+    hf.append(Segment("cross-entropy", "compute", comp.memory_s(logits * CE_FORWARD_BYTES_PER_LOGIT, 6)))
     if t > 1:
         hf.append(_tp_comm(coll, "all_reduce", T * 4 * 3, t, "vocab-parallel loss all-reduce"))
     hb = [
-        Segment("cross-entropy bwd", "compute", comp.memory_s(logits * 8, 2)),
+        Segment("cross-entropy bwd", "compute", comp.memory_s(logits * CE_BACKWARD_BYTES_PER_LOGIT, 2)),
         Segment("lm-head bwd", "compute", 2 * comp.gemm_s(T, V // t, h)),
     ]
     if t > 1:
