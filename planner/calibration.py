@@ -32,6 +32,7 @@ Five constants are fitted, globally, on the even-position rows of the three vali
 :attr:`gemm_mamf_fraction` (0.90), :attr:`attention_fraction` (0.40), :attr:`layer_host_s` (0.9 ms),
 :attr:`hbm_efficiency` (0.80) and :attr:`nic_efficiency` (0.75). Each is a physical quantity with a
 plausible range, and each fitted value lies inside it. None is per run, model, source or framework.
+A sixth, :attr:`recsys_step_host_s` (2.5 ms), is fitted the same way on recsys.csv's even rows.
 """
 
 from __future__ import annotations
