@@ -301,7 +301,7 @@ def _identifiable(
     ev: Evaluator, idx: list[int], measured: list[float], names: list[str], grid_points: int, flat_tol: float
 ) -> tuple[dict[str, str | None], dict[str, float]]:
     """For each constant: None if the rows pin it down, else why not; and how much the objective
-    drops when it alone moves to its best grid value (its gain)."""
+    drops when it alone moves to its best value on the search's grid (its gain)."""
     out: dict[str, str | None] = {}
     gain: dict[str, float] = {}
     meas = [measured[i] for i in idx]
@@ -309,8 +309,9 @@ def _identifiable(
     start = _objective(_errors(base, meas))
     for name in names:
         b = BOUNDS[name]
-        # the range's two ends (the search's first grid reuses them): enough to see a flat objective
-        trials = [DEFAULT.model_copy(update={name: v}) for v in grid(b, 2)]
+        # the search's first grid over the range (cached, so the search reuses these predictions):
+        # the ends alone miss a constant whose best value lies inside its range
+        trials = [DEFAULT.model_copy(update={name: v}) for v in grid(b, max(2, grid_points))]
         preds = ev.predict(trials, idx)
         move = max(
             (abs(p / q - 1.0) for ps in preds for p, q in zip(ps, base, strict=True) if p is not None and q),
@@ -415,7 +416,7 @@ def calibrate_rows(
             for n in ranked[most:]:
                 why[n] = (
                     f"not fitted: {len(train)} rows support at most {most} fitted constant(s) (one per "
-                    f"{ROWS_PER_CONSTANT} rows); {', '.join(ranked[:most])} lowered the error more on their own"
+                    f"{ROWS_PER_CONSTANT} rows); {', '.join(ranked[:most])} lowered the error most on their own"
                 )
             free = [n for n in free if n in ranked[:most]]
         if not free:
