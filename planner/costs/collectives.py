@@ -50,6 +50,13 @@ class CommCost:
         return self.latency_s + self.transfer_s
 
 
+def sum_costs(a: CommCost, c: CommCost) -> CommCost:
+    """Two collectives issued back to back on one stream, as one task (on the link carrying most
+    of the bytes)."""
+    link = c.link if c.transfer_s > a.transfer_s else a.link
+    return CommCost(a.latency_s + c.latency_s, a.transfer_s + c.transfer_s, link)
+
+
 def ring_factor(kind: str, n: int) -> float:
     """Bytes through each rank's link per byte of buffer, for the ring algorithms."""
     if n <= 1:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import networkx as nx
 
-from planner.costs.collectives import CollectiveModel, CommCost, Group
+from planner.costs.collectives import CollectiveModel, CommCost, Group, sum_costs
 from planner.costs.compute import ComputeModel
 from planner.graph.layer import HeadCosts, LayerCosts, Pass, Segment, head_costs, layer_costs
 from planner.graph.schedules import SCHEDULES, dualpipe_pairs, weight_grads_done
@@ -25,7 +25,6 @@ from planner.sharding import (
     grad_reduce_bytes,
     layer_params_local,
     pipeline_stages,
-    rank_params,
     rank_params_split,
     stage_layer_kinds,
 )
@@ -277,7 +276,7 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
         # Routed-expert gradients reduce over the ranks holding the same experts only (Megatron-Core's
         # expert-data-parallel group, dp*cp/ep ranks), the rest over the whole data-parallel group.
         expert_share = _expert_share(model, s, r)
-        expert_red = Group(max(1, red.size // s.ep), red.stride * s.ep)
+        expert_red = expert_dp_group(red, s)
         dp_tasks: list[tuple] = []
         if red.size > 1:
             kind = "all_reduce" if s.zero_stage == 0 else "reduce_scatter"
@@ -287,7 +286,7 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
                 acc += prm
                 last = k == len(ready_grads) - 1
                 if acc >= bucket_params or (last and acc > 0):
-                    c = _sum_costs(
+                    c = sum_costs(
                         coll.cost(kind, acc * (1 - expert_share) * grad_bytes, red),
                         coll.cost(kind, acc * expert_share * grad_bytes, expert_red),
                     )
@@ -305,7 +304,7 @@ def _build_pipeline(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
     if dualpipe:  # every edge to the mirror rank's passes names a task that exists
         assert all("stream" in a for _, a in b.g.nodes(data=True))
 
-    _optimizer(b, last_ops, rank_params(model, s), dp_group)
+    _optimizer(b, last_ops, dp_group)
 
 
 def _overlap_pair(
@@ -385,15 +384,30 @@ def _expert_share(model: TransformerSpec, s: Strategy, rank: int) -> float:
     return experts / (dense + experts) if dense + experts > 0 else 0.0
 
 
-def _sum_costs(a: CommCost, c: CommCost) -> CommCost:
-    """Two collectives issued back to back on one stream, as one task."""
-    link = c.link if c.transfer_s > a.transfer_s else a.link  # the link carrying most of the bytes
-    return CommCost(a.latency_s + c.latency_s, a.transfer_s + c.transfer_s, link)
+def expert_dp_group(dp: Group, s: Strategy) -> Group:
+    """The ranks of data-parallel group ``dp`` that hold the same routed experts (Megatron-Core's
+    expert-data-parallel group): ``dp.size / ep`` of them, ``ep`` times as far apart."""
+    return Group(max(1, dp.size // s.ep), dp.stride * s.ep)
 
 
-def _optimizer(
-    b: _Builder, last_ops: list[tuple[int, tuple, list[tuple]]], params_per_rank: list[float], dp: Group
-) -> None:
+def optimizer_step(
+    comp: ComputeModel, coll: CollectiveModel, s: Strategy, dense: float, experts: float, dp: Group
+) -> tuple[float, CommCost]:
+    """One rank's Adam step and ZeRO-1/2 parameter all-gather, for ``dense`` parameters replicated
+    over the data-parallel group ``dp`` and ``experts`` (routed-expert) parameters replicated over
+    its expert-data-parallel ranks (``dp * cp / ep``): ZeRO shards and gathers each part over its
+    own group, as Megatron-Core's distributed optimizer does. Shared by the graph and the search's
+    estimate."""
+    expert_dp = expert_dp_group(dp, s)
+    params = dense / dp.size + experts / expert_dp.size if s.zero_stage >= 1 else dense + experts
+    step_s = comp.memory_s(params * ADAM_BYTES_PER_PARAM, 4)
+    gather = CommCost(0.0, 0.0, "up")
+    if s.zero_stage in (1, 2) and dp.size > 1:
+        gather = sum_costs(coll.cost("all_gather", dense * 2, dp), coll.cost("all_gather", experts * 2, expert_dp))
+    return step_s, gather
+
+
+def _optimizer(b: _Builder, last_ops: list[tuple[int, tuple, list[tuple]]], dp: Group) -> None:
     """Global gradient-norm sync, then each rank's optimizer step (and ZeRO parameter gather)."""
     s, coll = b.s, b.coll
     world = Group(b.s.tp * b.s.cp * b.s.data_parallel * b.s.pp, 1)
@@ -405,17 +419,11 @@ def _optimizer(
             b.g.add_edge(t, sync)
     split = rank_params_split(b.model, s)
     for r, _, _ in last_ops:
-        dense, experts = split[r]
-        if s.zero_stage >= 1:  # ZeRO shards expert states over the expert-data-parallel ranks only
-            params = dense / dp.size + experts / max(1, dp.size // s.ep)
-        else:
-            params = params_per_rank[r]
-        dur = b.comp.memory_s(params * ADAM_BYTES_PER_PARAM, 4)
+        dur, gather = optimizer_step(b.comp, coll, s, *split[r], dp)
         opt = b.add(("OPT", r), f"{r}/compute", "optimizer", "optimizer step", duration=dur, rank=r)
         b.g.add_edge(sync, opt)
         if s.zero_stage in (1, 2) and dp.size > 1:
-            c = coll.cost("all_gather", params_per_rank[r] * 2, dp)
-            ag = b.add_comm(("AGP", r), r, "dp", "dp_comm", "param all-gather (ZeRO)", c)
+            ag = b.add_comm(("AGP", r), r, "dp", "dp_comm", "param all-gather (ZeRO)", gather)
             b.g.add_edge(opt, ag)
 
 
@@ -492,17 +500,15 @@ def _build_fsdp(b: _Builder, lc: LayerCosts, hc: HeadCosts) -> None:
         b.g.add_edge(bwd_nodes[-1], rsr)
         last_rs.append(rsr)
     assert prev is not None
-    params = sum(kind[model.layer_is_moe(i)].params for i in range(L)) + root_prm
-    _optimizer(b, [(r, prev, last_rs)], [params], dp)
+    _optimizer(b, [(r, prev, last_rs)], dp)
 
 
 @dataclass(frozen=True)
 class _FsdpLayer:
-    """One layer kind under ZeRO-3 / FSDP: its passes, parameters, gather and reduce-scatter, and
-    the compute slowdown while NCCL kernels run under it (they hold SMs)."""
+    """One layer kind under ZeRO-3 / FSDP: its passes, gather and reduce-scatter, and the compute
+    slowdown while NCCL kernels run under it (they hold SMs)."""
 
     lc: LayerCosts
-    params: float
     ag: CommCost
     rs: CommCost
     contention_f: Pass
@@ -519,4 +525,4 @@ class _FsdpLayer:
         label = "SMs shared with overlapped NCCL"
         cf = Pass((Segment(label, "compute", share * min(ag.total_s, fwd_s)),))
         cb = Pass((Segment(label, "compute", share * min(ag.total_s + rs.total_s, bwd_s)),))
-        return _FsdpLayer(lc, prm, ag, rs, cf, cb)
+        return _FsdpLayer(lc, ag, rs, cf, cb)

@@ -26,14 +26,14 @@ import math
 from typing import Any
 
 from planner.calibration import DEFAULT, Calibration
-from planner.costs.collectives import CollectiveModel, Group
+from planner.costs.collectives import CollectiveModel, Group, sum_costs
 from planner.costs.compute import ComputeModel
 from planner.graph.layer import HeadCosts, LayerCosts, head_costs, layer_costs
-from planner.graph.transformer import ADAM_BYTES_PER_PARAM
+from planner.graph.transformer import expert_dp_group, optimizer_step
 from planner.hardware import Cluster
 from planner.memory import memory
 from planner.search.types import Estimate
-from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params, stage_layer_kinds
+from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params_split, stage_layer_kinds
 from planner.strategy import Strategy
 from planner.workloads.transformer import TransformerSpec
 
@@ -107,19 +107,18 @@ class AnalyticalEstimator:
         )
 
     def _tail(
-        self, model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel, params: list[float]
+        self, model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel
     ) -> tuple[float, float]:
-        """(gradient-norm sync + the slowest rank's optimizer step and ZeRO gather, its comm part)."""
+        """(gradient-norm sync + the slowest rank's optimizer step and ZeRO gather, its comm part),
+        costed by the graph's own :func:`~planner.graph.transformer.optimizer_step`."""
         dp = Group(s.data_parallel * s.cp, s.tp)
         world = Group(s.tp * s.cp * s.data_parallel * s.pp, 1)
         sync = coll.cost("all_reduce", 8, world).total_s
-        shard = dp.size if s.zero_stage >= 1 else 1
         worst, worst_comm = 0.0, 0.0
-        for prm in params:
-            opt = comp.memory_s(prm / shard * ADAM_BYTES_PER_PARAM, 4)
-            ag = coll.cost("all_gather", prm * 2, dp).total_s if s.zero_stage in (1, 2) and dp.size > 1 else 0.0
-            if opt + ag > worst:
-                worst, worst_comm = opt + ag, ag
+        for dense, experts in rank_params_split(model, s):
+            opt, gather = optimizer_step(comp, coll, s, dense, experts, dp)
+            if opt + gather.total_s > worst:
+                worst, worst_comm = opt + gather.total_s, gather.total_s
         return sync + worst, sync + worst_comm
 
     def _pipeline(
@@ -190,7 +189,7 @@ class AnalyticalEstimator:
         pipe = m * t_max + bubble
         # data-parallel reduction, in buckets, overlapped with the last micro-batch's backward
         dp_size = s.data_parallel * s.cp
-        params = rank_params(model, s)
+        split = rank_params_split(model, s)
         exposed_dp = 0.0
         end = pipe
         if dp_size > 1:
@@ -199,15 +198,19 @@ class AnalyticalEstimator:
             gbytes = grad_reduce_bytes(s)
             bucket = s.bucket_mb * 1e6
             hop = (t_max / v) * (b_layer / max(f_layer + b_layer, 1e-30)) + p2p
-            for r in range(p):
-                c = coll.cost(kind, params[r] * gbytes, grp)
-                t_dp = c.transfer_s + c.latency_s * max(1, math.ceil(params[r] / bucket))
+            for r, (dense_prm, expert_prm) in enumerate(split):
+                # as the graph: routed-expert gradients over their expert-data-parallel ranks only
+                c = sum_costs(
+                    coll.cost(kind, dense_prm * gbytes, grp),
+                    coll.cost(kind, expert_prm * gbytes, expert_dp_group(grp, s)),
+                )
+                t_dp = c.transfer_s + c.latency_s * max(1, math.ceil((dense_prm + expert_prm) / bucket))
                 finish = pipe - r * hop
                 window = last_bwd[r] if s.dp_overlap else 0.0
                 done = finish - window + t_dp if t_dp > window else finish
                 if done > end:
                     end, exposed_dp = done, done - pipe
-        tail, tail_comm = self._tail(model, s, comp, coll, params)
+        tail, tail_comm = self._tail(model, s, comp, coll)
         compute = m * (t_max - sends * p2p)
         first = [kinds[c * p] for c in range(v)]
         comm = m * (sends * p2p + sum(tp_comm(nd, nm) for nd, nm in first)) + exposed_dp + tail_comm
@@ -230,7 +233,7 @@ class AnalyticalEstimator:
         ag_root = coll.cost("all_gather", root * 2, dp).total_s
         rs_root = coll.cost("reduce_scatter", root * gbytes, dp).total_s
         share = comp.calib.comm_sm_slowdown if dp.size > 1 else 0.0
-        layers_time = layers_compute = params = 0.0
+        layers_time = layers_compute = 0.0
         ag = rs = 0.0
         for moe, x, n in ((False, dense, model.dense_layers), (True, lc, model.moe_layers)):
             if n == 0:
@@ -244,11 +247,10 @@ class AnalyticalEstimator:
             b_layer = max(b + share * min(ag + rs, b), ag + rs)  # gathers and reduce-scatters share the link
             layers_time += n * (f_layer + b_layer)
             layers_compute += n * (f + b)
-            params += n * prm
         heads = hc.embed_forward.seconds + hc.embed_backward.seconds + hc.head_forward.seconds
         heads += hc.head_backward.seconds
         per_mb = ag_root + ag + layers_time + heads
-        tail, tail_comm = self._tail(model, s, comp, coll, [params + root])
+        tail, tail_comm = self._tail(model, s, comp, coll)
         step = m * per_mb + rs + rs_root + tail
         compute = m * (layers_compute + heads)
         return step, compute, 0.0, max(0.0, step - compute - (tail - tail_comm)), tail - tail_comm
