@@ -137,8 +137,7 @@ def simulate(
         inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
     )
     r = SIMULATORS[spec.kind](spec, hw, strategy, calibration or DEFAULT, strategy_fields)
-    if where != Site() or tokens is not None:
-        r.energy = estimate_energy(r, hw, where, tokens=tokens)
+    r.energy = estimate_energy(r, hw, where, tokens=tokens)  # the caller's site and run length
     return r
 
 
