@@ -25,9 +25,9 @@ from pathlib import Path
 
 from planner.hardware import resolve_cluster
 from planner.search.enumerate import GridEnumerator
-from planner.search.estimate import AnalyticalEstimator
 from planner.search.types import SearchSpace
-from planner.workloads.transformer import load_model
+from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.spec import load_model
 
 TARGET_PER_CORE = 300.0
 TARGET_SEARCH_S = 60.0

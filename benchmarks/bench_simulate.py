@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import planner
-from planner.report import StepResult
+from planner.transformer.result import StepResult
 
 TARGET_S = 1.0
 TARGET_RATIO = 1.3

@@ -90,7 +90,7 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_strategy_args(p: argparse.ArgumentParser) -> None:
-    from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+    from planner.transformer.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
 
     st = p.add_argument_group("layout and training options")
     for flag, help_ in (
@@ -210,7 +210,7 @@ def _with_calibration(r: Any, a: argparse.Namespace) -> str:
 
 
 def cmd_simulate(a: argparse.Namespace) -> int:
-    from planner.recsys.report import format_recsys
+    from planner.registry import family_of_result
     from planner.simulate import simulate
 
     extra = {"sharding": a.sharding} if getattr(a, "sharding", None) else {}
@@ -228,7 +228,7 @@ def cmd_simulate(a: argparse.Namespace) -> int:
     if a.json:
         print(r.model_dump_json(indent=2))
     else:
-        print(format_result(r) if getattr(r, "kind", "transformer") != "recsys" else format_recsys(r))
+        print(family_of_result(r).format_text(r))
         print(f"calibration: {r.calibration}")
     return 0
 
@@ -261,78 +261,9 @@ def energy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(a, k) for k in names if getattr(a, k, None) is not None}
 
 
-def _cp_moe_note(st: dict[str, Any]) -> str:
-    """The context-parallel algorithm and the MoE options of a layout, when they apply."""
-    out = f" ({st.get('cp_algorithm', 'ring')})" if st["cp"] > 1 else ""
-    if st.get("ep", 1) > 1:
-        out += f"  ep {st['ep']}"
-    if st.get("moe_capacity_factor") is not None:
-        out += f"  capacity factor {st['moe_capacity_factor']:g}"
-    if st.get("moe_imbalance", 1.0) > 1.0:
-        out += f"  expert imbalance {st['moe_imbalance']:g}"
-    if st.get("moe_shared_expert_overlap"):
-        out += "  shared experts under the all-to-all"
-    return out
-
-
-def format_result(r: Any) -> str:
-    sc = r.scenario
-    st = sc["strategy"]
-    c = sc["cluster"]
-    b = r.breakdown
-    m = r.memory
-    lines = [
-        f"{sc['model']['name']} on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
-        f"layout: tp {st['tp']}  pp {st['pp']}  dp {st['dp']}  cp {st['cp']}{_cp_moe_note(st)}  vpp {st['vpp']}"
-        f"  micro-batch {st['micro_batch']}"
-        f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batches/replica)",
-        f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
-        f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}",
-        "",
-        f"step time        {r.step_time_s:10.3f} s",
-        f"MFU / HFU        {r.mfu:10.1%} / {r.hfu:.1%}",
-        f"throughput       {r.tokens_per_s:10,.0f} tokens/s   ({r.model_tflops_per_gpu:.0f} model TFLOP/s per GPU)",
-        "",
-        "breakdown (busiest pipeline rank)",
-    ]
-    parts = [
-        ("compute", b.compute_s), ("  of which recompute", b.recompute_s), ("tensor-parallel comm", b.tp_comm_s),
-        ("context-parallel comm", b.cp_comm_s), ("expert-parallel comm", b.ep_comm_s),
-        ("data-parallel comm (exposed)", b.dp_comm_exposed_s), ("pipeline comm (exposed)", b.pp_comm_exposed_s),
-        ("pipeline bubble", b.bubble_s), ("host overhead (launch-bound)", b.host_overhead_s), ("optimizer", b.optimizer_s),
-    ]  # fmt: skip
-    for name, v in parts:
-        if v > 0 or name in ("compute", "pipeline bubble"):
-            lines.append(f"  {name:30s} {v:9.3f} s  {v / r.step_time_s:6.1%}")
-    lines += [
-        "",
-        f"memory per GPU   {m.peak_gib:8.1f} GiB of {m.capacity_gib:.0f} GiB  {'fits' if m.fits else 'DOES NOT FIT'}"
-        f"  (pipeline rank {m.pipeline_rank})",
-        f"  weights {m.weights_gib:.1f}, gradients {m.gradients_gib:.1f}, optimizer {m.optimizer_gib:.1f},"
-        f" activations {m.activations_gib:.1f}, reserved {m.reserved_gib:.1f} GiB",
-    ]
-    cost = r.cost
-    if cost.usd_per_hour is not None:
-        lines += [
-            "",
-            f"cost             ${cost.usd_per_hour:,.2f}/hour, ${cost.usd_per_step:,.4f}/step,"
-            f" ${cost.usd_per_million_tokens:,.4f} per million tokens",
-            f"  price: {cost.price_source} ({cost.price_date})",
-        ]
-    else:
-        lines += [
-            "",
-            "cost             no price for this hardware (use --instance for a priced cloud instance)",
-        ]
-    from planner.energy import format_energy
-
-    lines += format_energy(r)
-    return "\n".join(lines)
-
-
 def cmd_catalog(a: argparse.Namespace) -> int:
     from planner.hardware import catalog
-    from planner.workloads.transformer import _preset_data
+    from planner.transformer.spec import _preset_data
 
     cat = catalog()
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -378,7 +309,7 @@ def cmd_catalog(a: argparse.Namespace) -> int:
             )
     if what in (None, "models"):
         tables["models"] = []
-        from planner.workloads.transformer import transformer_from_dict
+        from planner.transformer.spec import transformer_from_dict
 
         for name, d in sorted(_preset_data().items()):
             spec = transformer_from_dict(d)
@@ -386,7 +317,7 @@ def cmd_catalog(a: argparse.Namespace) -> int:
                 {"id": name, "params_b": round(spec.num_params / 1e9, 2), "layers": spec.num_layers,
                  "hidden": spec.hidden_size, "heads": spec.num_heads, "kv_heads": spec.kv_heads, "seq_len": spec.seq_len}
             )  # fmt: skip
-        from planner.workloads.recsys import load_recsys, recsys_preset_names
+        from planner.recsys.spec import load_recsys, recsys_preset_names
 
         tables["recsys_models"] = []
         for name in recsys_preset_names():

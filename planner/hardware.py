@@ -32,6 +32,13 @@ except AttributeError:  # pragma: no cover - depends on how PyYAML was built
     _Loader = yaml.SafeLoader
 
 
+GIB = 2**30
+
+RUNTIME_RESERVE_GIB = 1.0
+"""CUDA context, NCCL buffers and allocator slack held outside the model's tensors (an estimate:
+the CUDA context alone is 0.3-0.6 GiB on A100/H100); see docs/model.md."""
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

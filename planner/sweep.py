@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from planner.errors import PlannerInputError, pydantic_message
 from planner.recsys.strategy import RecsysStrategy
-from planner.strategy import Strategy
+from planner.transformer.strategy import Strategy
 
 # ------------------------------------------------------------------------------------ the spec
 

@@ -42,7 +42,7 @@ from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import resolve_cluster
 from planner.simulate import make_strategy, simulate_scenario
-from planner.workloads.transformer import transformer_from_dict
+from planner.transformer.spec import transformer_from_dict
 
 TRANSFORMER_COLUMNS = (
     "id", "source", "model", "num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size",
@@ -355,7 +355,7 @@ def recsys_row_model(row: dict[str, str], line: int) -> Any:
     """The preset of a recommendation row: its ``model``, in the variant its ``model_config`` names."""
     import re
 
-    from planner.workloads.recsys import is_recsys_preset, load_recsys, recsys_preset_names
+    from planner.recsys.spec import is_recsys_preset, load_recsys, recsys_preset_names
 
     base = (row.get("model") or "").strip()
     if not is_recsys_preset(base):

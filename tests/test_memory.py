@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 import planner
-from planner.graph.schedules import SCHEDULES
-from planner.memory import in_flight, layer_activation_bytes
 from planner.simulate import make_strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.memory import in_flight, layer_activation_bytes
+from planner.transformer.schedules import SCHEDULES
+from planner.transformer.spec import TransformerSpec
 
 # A GPT shape: GeLU MLP of 4h, multi-head attention (kv heads = heads).
 GPT = TransformerSpec(name="gpt-test", num_layers=24, hidden_size=2304, num_heads=24, seq_len=2048, vocab_size=51200)

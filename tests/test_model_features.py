@@ -9,7 +9,7 @@ import planner
 from planner.calibration import DEFAULT
 from planner.costs.compute import ComputeModel
 from planner.hardware import catalog
-from planner.sharding import stage_layers
+from planner.transformer.sharding import stage_layers
 from planner.validate import attention_kernel, tp_comm_overlap
 
 
@@ -86,7 +86,7 @@ def _uniform_pipeline_makespan(p: int, m: int, zero_bubble: bool) -> float:
     import networkx as nx
 
     from planner.engine import play
-    from planner.graph.schedules import one_f_one_b, zero_bubble_h1
+    from planner.transformer.schedules import one_f_one_b, zero_bubble_h1
 
     g = nx.DiGraph()
     for r in range(p):
@@ -112,7 +112,7 @@ def _uniform_pipeline_makespan(p: int, m: int, zero_bubble: bool) -> float:
 
 @pytest.mark.parametrize(("p", "m"), [(4, 8), (8, 32), (16, 32)])
 def test_zero_bubble_schedule_on_uniform_stages(p: int, m: int) -> None:
-    from planner.graph.schedules import zero_bubble_h1
+    from planner.transformer.schedules import zero_bubble_h1
 
     for stage in range(p):
         ops = zero_bubble_h1(p, m, stage)

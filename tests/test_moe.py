@@ -13,14 +13,14 @@ from planner.cli import main
 from planner.costs.collectives import CollectiveModel, Group
 from planner.costs.compute import ComputeModel
 from planner.errors import PlannerInputError
-from planner.graph.layer import LayerCosts, Segment, layer_costs
 from planner.hardware import Cluster, resolve_cluster
-from planner.memory import layer_activation_bytes, memory
-from planner.search.estimate import AnalyticalEstimator
-from planner.sharding import rank_params, rank_params_split, stage_layer_kinds
 from planner.simulate import make_strategy
-from planner.strategy import Strategy, check_layout
-from planner.workloads.transformer import TransformerSpec, load_model
+from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.layer import LayerCosts, Segment, layer_costs
+from planner.transformer.memory import layer_activation_bytes, memory
+from planner.transformer.sharding import rank_params, rank_params_split, stage_layer_kinds
+from planner.transformer.spec import TransformerSpec, load_model
+from planner.transformer.strategy import Strategy, check_layout
 
 E = 2  # bytes per bf16 element
 

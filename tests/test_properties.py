@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 import planner
 from planner.errors import PlannerInputError
 from planner.hardware import catalog
-from planner.report import StepResult
-from planner.workloads import load_model
+from planner.transformer.result import StepResult
+from planner.transformer.spec import load_model
 
 MODELS = ["gpt3-1.7b", "gpt3-3.6b", "llama2-7b"]
 LAYERS = {m: load_model(m).num_layers for m in MODELS}

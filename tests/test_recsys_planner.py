@@ -8,7 +8,7 @@ from test_recsys_workload import topo_for
 
 from planner.errors import PlannerInputError
 from planner.recsys.planner import plan_sharding
-from planner.workloads.recsys import recsys_from_dict
+from planner.recsys.spec import recsys_from_dict
 
 
 @settings(max_examples=40, deadline=None)

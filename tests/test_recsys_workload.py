@@ -12,7 +12,7 @@ from planner.hardware import resolve_cluster
 from planner.recsys.estimate import shard_traffic
 from planner.recsys.planner import a2a_bytes, plan_sharding
 from planner.recsys.run import make_recsys_strategy, topology
-from planner.workloads.recsys import EmbeddingTable, load_recsys, recsys_from_dict
+from planner.recsys.spec import EmbeddingTable, load_recsys, recsys_from_dict
 
 GIB = 2**30
 

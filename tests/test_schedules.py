@@ -10,7 +10,8 @@ import pytest
 
 import planner
 from planner.engine import play
-from planner.graph.schedules import (
+from planner.transformer.memory import in_flight
+from planner.transformer.schedules import (
     SCHEDULES,
     dualpipe,
     dualpipe_chunk_stage,
@@ -20,9 +21,8 @@ from planner.graph.schedules import (
     one_f_one_b,
     weight_grads_done,
 )
-from planner.memory import in_flight
-from planner.strategy import Strategy
-from planner.workloads import load_model
+from planner.transformer.spec import load_model
+from planner.transformer.strategy import Strategy
 
 PM = [(1, 1), (1, 4), (2, 1), (2, 4), (4, 2), (4, 4), (4, 8), (8, 8), (8, 32), (16, 96)]
 
@@ -370,7 +370,7 @@ def test_dualpipe_bubble_unequal_passes(tf: float, tb: float, tw: float) -> None
 @pytest.mark.parametrize(("p", "m"), [(4, 8), (8, 20), (16, 128)])
 def test_dualpipe_in_flight_is_p_plus_1(p: int, m: int) -> None:
     """Every rank holds at most p + 1 chunks' activations (a deferred W counted whole): Table 2's
-    PP + 1, which planner.memory uses."""
+    PP + 1, which planner.transformer.memory uses."""
     for stage in range(p):
         ops = dualpipe(p, m, stage)
         apart = {(c, mb) for ph, c, mb in ops if ph == "W"}
@@ -406,8 +406,8 @@ def test_dualpipe_rank_params_two_copies() -> None:
     """Rank r holds stages r and p - 1 - r: its parameters are those of 1F1B's ranks r and p - 1 - r
     (ranks 0 and p - 1 share one tied embedding/LM-head matrix between the copies' ends)."""
     from planner.hardware import resolve_cluster
-    from planner.sharding import chunk_stages, pipeline_stages, rank_params
-    from planner.strategy import check_layout
+    from planner.transformer.sharding import chunk_stages, pipeline_stages, rank_params
+    from planner.transformer.strategy import check_layout
 
     model = load_model("gpt3-1.7b")
     cluster = resolve_cluster(accelerator="a100-sxm-80gb", gpus=8)
@@ -457,9 +457,9 @@ def _dualpipe_step_graph(model: str, accelerator: str, gpus: int, **kw: int) -> 
     from planner.calibration import Calibration
     from planner.costs.collectives import CollectiveModel
     from planner.costs.compute import ComputeModel
-    from planner.graph.transformer import build
     from planner.hardware import resolve_cluster
-    from planner.strategy import check_layout
+    from planner.transformer.graph import build
+    from planner.transformer.strategy import check_layout
 
     spec = load_model(model)
     cluster = resolve_cluster(accelerator=accelerator, gpus=gpus)

@@ -14,13 +14,13 @@ from planner.errors import PlannerInputError
 from planner.hardware import resolve_cluster
 from planner.search import NoLayoutFits, Searcher, search
 from planner.search.enumerate import GridEnumerator
-from planner.search.estimate import AnalyticalEstimator
 from planner.search.prune import TopKPruner
 from planner.search.rank import pareto_front
 from planner.search.types import Candidate, SearchSpace
 from planner.simulate import simulate_scenario
-from planner.strategy import Strategy, check_layout
-from planner.workloads.transformer import TransformerSpec, load_model
+from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.spec import TransformerSpec, load_model
+from planner.transformer.strategy import Strategy, check_layout
 
 TINY = TransformerSpec(name="tiny", num_layers=8, hidden_size=512, num_heads=8, seq_len=512, vocab_size=1024)
 SMALL_SPACE = SearchSpace(micro_batch=(1, 2), recompute=("none", "full"), zero_stage=(0, 1, 3), max_vpp=4)

@@ -7,7 +7,7 @@ import pytest
 
 import planner
 from planner.errors import PlannerInputError
-from planner.workloads import load_model, preset_names
+from planner.transformer.spec import load_model, preset_names
 
 # (preset, published total parameters, source)
 PUBLISHED_PARAMS = [

@@ -70,7 +70,7 @@ def simulate_cached(model: str, hardware: tuple[str, str], gpus: int, fields: tu
     """One simulated step as plain data: the result (JSON), the Gantt rows and the trace file."""
     import planner
     from planner.app.charts import gantt_rows
-    from planner.report import trace_events
+    from planner.result import trace_events
 
     kind, hw = hardware
     kw = dict(fields)
@@ -113,11 +113,11 @@ def catalog_ids() -> dict[str, list[str]]:
 
 def model_names(recsys: bool = False) -> list[str]:
     """Model presets: transformers, and with ``recsys`` the recommendation models too."""
-    from planner.workloads.transformer import preset_names
+    from planner.transformer.spec import preset_names
 
     names = preset_names()
     if recsys:
-        from planner.workloads.recsys import recsys_preset_names
+        from planner.recsys.spec import recsys_preset_names
 
         names += recsys_preset_names()
     return names

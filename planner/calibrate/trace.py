@@ -59,7 +59,7 @@ KINDS = ("gemm", "attention", "nccl", "other")
 
 GEMM_LABELS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2",
                "QK^T", "AV", "lm-head")  # fmt: skip
-"""Labels of the GEMM segments of planner/graph/layer.py (weight GEMMs, unfused attention's batched
+"""Labels of the GEMM segments of planner/transformer/layer.py (weight GEMMs, unfused attention's batched
 GEMMs, the LM head)."""
 
 ATTENTION_LABELS = ("flash-attention",)
@@ -207,8 +207,8 @@ def model_seconds(model: Any, s: Any, cluster: Any, pipeline_rank: int = 0) -> t
     Layer passes count forward 1, backward 2 and full recomputation 1 per layer and micro-batch."""
     from planner.costs.collectives import CollectiveModel
     from planner.costs.compute import ComputeModel
-    from planner.graph.layer import head_costs, layer_costs
-    from planner.sharding import stage_layers
+    from planner.transformer.layer import head_costs, layer_costs
+    from planner.transformer.sharding import stage_layers
 
     ideal = DEFAULT.model_copy(
         update={"gemm_mamf_fraction": 1.0, "attention_fraction": 1.0, "gemm_ramp_s": 0.0, "kernel_floor_s": 0.0}
@@ -341,7 +341,7 @@ def calibrate_trace(
     pipeline_rank: int = 0,
 ) -> TraceReport:
     """Derive what a trace pins down (see the module doc) for ``model`` on ``cluster`` with ``strategy``."""
-    from planner.strategy import check_layout
+    from planner.transformer.strategy import check_layout
 
     s = check_layout(strategy, model, cluster)
     if not 0 <= pipeline_rank < s.pp:

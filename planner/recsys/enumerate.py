@@ -10,8 +10,8 @@ host link for misses. A table with no option that fits anywhere is a user error 
 from __future__ import annotations
 
 from planner.errors import PlannerInputError
+from planner.recsys.spec import EmbeddingTable, RecsysSpec
 from planner.recsys.types import GIB, Location, Shard, ShardingOption, ShardingType, Topology
-from planner.workloads.recsys import EmbeddingTable, RecsysSpec
 
 MIN_COLUMN_SHARD = 32
 """Smallest column block of a column-wise shard (TorchRec's default ``min_partition`` is 32)."""

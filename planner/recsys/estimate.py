@@ -24,8 +24,8 @@ from __future__ import annotations
 import copy
 
 from planner.costs.collectives import Group
+from planner.recsys.spec import DTYPE_BYTES, SPARSE_STATE_BYTES_PER_ELEMENT, SPARSE_STATE_BYTES_PER_ROW, RecsysSpec
 from planner.recsys.types import ShardingOption, Topology
-from planner.workloads.recsys import DTYPE_BYTES, SPARSE_STATE_BYTES_PER_ELEMENT, SPARSE_STATE_BYTES_PER_ROW, RecsysSpec
 
 GRAD_BYTES = 4
 """Embedding gradients are accumulated in fp32."""

@@ -14,8 +14,8 @@ from planner.recsys.enumerate import EmbeddingEnumerator, _blocks_dmp, too_large
 from planner.recsys.estimate import EmbeddingPerfEstimator, comm_bytes_per_element
 from planner.recsys.partition import GreedyPerfPartitioner, MemoryBalancedPartitioner
 from planner.recsys.propose import GreedyProposer
+from planner.recsys.spec import RecsysSpec
 from planner.recsys.types import GIB, SHARDING_CHOICES, PartitionError, Plan, ShardingOption, Topology
-from planner.workloads.recsys import RecsysSpec
 
 DMP_COLUMN_SLICE_ELEMENTS = 10_000_000_000
 """DeepLearningExamples TF2 ``--column_slice_threshold`` default (main.py): 10e9 elements."""

@@ -5,6 +5,7 @@ spec + cluster + RecsysStrategy -> Topology -> plan_sharding -> graph.recsys.bui
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,17 +14,17 @@ from planner.calibration import Calibration
 from planner.costs.collectives import CollectiveModel
 from planner.costs.compute import ComputeModel
 from planner.energy import estimate_energy
-from planner.engine import play
+from planner.engine import Timeline, play
 from planner.errors import PlannerInputError, pydantic_message
-from planner.graph.recsys import build, dense_memory_bytes
-from planner.hardware import Cluster
-from planner.memory import RUNTIME_RESERVE_GIB
+from planner.hardware import RUNTIME_RESERVE_GIB, Cluster
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.graph import RecsysGraph, build, dense_memory_bytes
 from planner.recsys.planner import plan_sharding
+from planner.recsys.result import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown
+from planner.recsys.spec import RecsysSpec
 from planner.recsys.strategy import RECSYS_STRATEGY_FIELDS, RecsysStrategy
 from planner.recsys.types import GIB, Plan, Topology
-from planner.report import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown, step_price
-from planner.workloads.recsys import RecsysSpec
+from planner.result import cluster_summary, step_price
 
 
 def make_recsys_strategy(**fields: Any) -> RecsysStrategy:
@@ -111,16 +112,48 @@ def _memory(spec: RecsysSpec, plan: Plan, topo: Topology, cluster: Cluster, act_
     )
 
 
+@dataclass(frozen=True)
+class RecsysPlan:
+    """One recommendation step, planned: the devices as the sharding planner sees them, and the
+    sharding plan of the tables."""
+
+    spec: RecsysSpec
+    strategy: RecsysStrategy
+    cluster: Cluster
+    calib: Calibration
+    comp: ComputeModel
+    coll: CollectiveModel
+    topo: Topology
+    sharding: Plan
+
+
+def plan_step(spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, calib: Calibration) -> RecsysPlan:
+    """Plan the sharding of ``spec`` on ``cluster``."""
+    comp = ComputeModel(cluster.accelerator, calib, strategy.precision)
+    coll = CollectiveModel(cluster, calib)
+    topo = topology(spec, cluster, strategy, comp, coll)
+    plan = plan_sharding(spec, topo, strategy.sharding, strategy.placement)
+    return RecsysPlan(spec, strategy, cluster, calib, comp, coll, topo, plan)
+
+
+def build_graph(p: RecsysPlan) -> RecsysGraph:
+    """The task graph of a planned step."""
+    return build(p.spec, p.sharding, p.topo, p.comp, p.coll, dp_overlap=p.strategy.dp_overlap,
+                 input_dist=p.strategy.placement == "torchrec")  # fmt: skip
+
+
 def simulate_recsys(
     spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, calib: Calibration
 ) -> RecsysStepResult:
     """Plan the sharding of ``spec`` on ``cluster``, simulate one step, report it."""
-    s = strategy
-    comp = ComputeModel(cluster.accelerator, calib, s.precision)
-    coll = CollectiveModel(cluster, calib)
-    topo = topology(spec, cluster, s, comp, coll)
-    plan = plan_sharding(spec, topo, s.sharding, s.placement)
-    rg = build(spec, plan, topo, comp, coll, dp_overlap=s.dp_overlap, input_dist=s.placement == "torchrec")
+    p = plan_step(spec, cluster, strategy, calib)
+    rg = build_graph(p)
+    return assemble(p, rg, play(rg.graph))
+
+
+def assemble(p: RecsysPlan, rg: RecsysGraph, tl: Timeline) -> RecsysStepResult:
+    """The :class:`RecsysStepResult` of a planned step from its played timeline (timeline attached)."""
+    spec, cluster, s, calib, comp, topo, plan = p.spec, p.cluster, p.strategy, p.calib, p.comp, p.topo, p.sharding
     tl = play(rg.graph)
     step = tl.makespan_s
     n = cluster.num_gpus
@@ -144,12 +177,7 @@ def simulate_recsys(
             "dense_params": spec.dense_params, "interaction": spec.interaction,
             "sparse_optimizer": spec.sparse_optimizer, "dense_optimizer": spec.dense_optimizer, "source": spec.source,
         },
-        "cluster": {
-            "name": cluster.name, "accelerator": cluster.accelerator.id, "num_gpus": n,
-            "gpus_per_node": cluster.node.gpus_per_node, "nodes": cluster.num_nodes, "node_type": cluster.node.id,
-            "scale_up_gb_s": cluster.node.scale_up.bandwidth_gb_s,
-            "scale_out_gbps_per_gpu": cluster.node.scale_out_gbps_per_gpu, "instance": cluster.instance,
-        },
+        "cluster": cluster_summary(cluster),
         "strategy": {**s.model_dump(), "global_batch": gb, "local_batch": topo.local_batch},
         "embedding_hbm_budget_gib": topo.hbm_budget_bytes / GIB,
     }  # fmt: skip

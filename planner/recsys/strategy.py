@@ -1,4 +1,4 @@
-"""How a recommendation model is trained: batch, precision, sharding. (Transformers: planner.strategy.)"""
+"""How a recommendation model is trained: batch, precision, sharding. (Transformers: planner.transformer.strategy.)"""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from planner.costs.collectives import CollectiveModel
 from planner.costs.compute import ComputeModel
-from planner.workloads.recsys import EmbeddingTable, RecsysSpec
+from planner.recsys.spec import EmbeddingTable, RecsysSpec
 
 ShardingType = Literal["table_wise", "row_wise", "column_wise", "data_parallel"]
 Location = Literal["hbm", "host"]

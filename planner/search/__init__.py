@@ -1,7 +1,7 @@
 """Layout search, instance comparison and whole-run goodput.
 
 Stages, one module each (TorchRec planner style): :mod:`~planner.search.enumerate` (every valid
-layout), :mod:`~planner.search.estimate` (closed-form step time + memory check, to prune),
+layout), :mod:`~planner.transformer.estimate` (closed-form step time + memory check, to prune),
 :mod:`~planner.search.prune` (the finalists), :mod:`~planner.search.evaluate` (full simulation,
 over processes, cached), :mod:`~planner.search.rank` (objective and Pareto front),
 :mod:`~planner.search.explain` (why the usual alternatives lose), :mod:`~planner.search.goodput`

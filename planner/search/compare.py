@@ -17,7 +17,6 @@ from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster, catalog, resolve_cluster
 from planner.search.enumerate import GridEnumerator
-from planner.search.estimate import AnalyticalEstimator
 from planner.search.evaluate import FullSimulator
 from planner.search.goodput import GoodputModel, run_plan
 from planner.search.prune import TopKPruner
@@ -29,7 +28,8 @@ from planner.search.search import (
     require_transformer,
 )
 from planner.search.types import OBJECTIVES, CompareResult, CompareRow, Objective, RunPlan, SearchSpace
-from planner.workloads.transformer import TransformerSpec, load_model
+from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.spec import TransformerSpec, load_model
 
 
 def _estimated_run(

@@ -11,7 +11,7 @@ keep the grid to layouts a framework can run, and are counted like any other rea
   short each (Megatron-Core's uneven first/last stages, as Llama 3.1 405B ran: 126 layers on 16
   stages of 8, first and last 7).
 
-Every other rule is :func:`planner.strategy.check_layout`'s; a layout it rejects is counted under
+Every other rule is :func:`planner.transformer.strategy.check_layout`'s; a layout it rejects is counted under
 the field its message names.
 """
 
@@ -23,8 +23,8 @@ from collections import Counter
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
 from planner.search.types import Enumeration, SearchSpace
-from planner.strategy import Strategy, check_layout
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy, check_layout
 
 
 def divisors(n: int) -> list[int]:

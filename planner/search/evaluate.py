@@ -22,8 +22,8 @@ from planner.calibration import DEFAULT, Calibration
 from planner.hardware import Cluster
 from planner.search.types import Candidate, Layout, Simulated, StepCost
 from planner.simulate import simulate_scenario
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 _CACHE: dict[tuple[str, str, str, str], Simulated] = {}
 """Full-simulation results by scenario key (see :func:`scenario_key`)."""

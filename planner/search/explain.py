@@ -13,11 +13,11 @@ from collections.abc import Callable
 
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
-from planner.report import Breakdown
 from planner.search.enumerate import scale_up_island
 from planner.search.types import Alternative, Layout, Simulated
-from planner.strategy import Strategy, check_layout
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.result import Breakdown
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy, check_layout
 
 PUBLISHED_LAYOUTS: dict[str, tuple[str, dict[str, object]]] = {
     "gpt3-175b": (

@@ -17,7 +17,6 @@ from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster, resolve_cluster
 from planner.search.enumerate import GridEnumerator
-from planner.search.estimate import AnalyticalEstimator
 from planner.search.evaluate import FullSimulator
 from planner.search.explain import check, explain, signature, usual_alternatives, usual_families
 from planner.search.goodput import GoodputModel, run_plan
@@ -36,8 +35,9 @@ from planner.search.types import (
     Simulated,
     Simulator,
 )
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec, load_model
+from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.spec import TransformerSpec, load_model
+from planner.transformer.strategy import Strategy
 
 TOKENS_PER_STEP_DEFAULT = 4_194_304
 """Default global batch: about 4M tokens per step (GPT-3 175B ran 3.2M, Llama 3 405B 4-16M)."""

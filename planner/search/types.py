@@ -4,7 +4,7 @@ The search is a pipeline of swappable stages, in the style of TorchRec's shardin
 (enumerator -> estimator -> proposer/pruner -> simulator -> ranker):
 
 * :class:`Enumerator` lists every layout of a :class:`SearchSpace` and checks each against the
-  layout rules (:func:`planner.strategy.check_layout`) and memory;
+  layout rules (:func:`planner.transformer.strategy.check_layout`) and memory;
 * :class:`Estimator` gives a fast closed-form step time for a valid layout (no graph);
 * :class:`Pruner` picks the finalists that can still win;
 * :class:`Simulator` runs the full simulation (graph + discrete events) on the finalists;
@@ -22,11 +22,12 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner.family import Estimate
 from planner.hardware import Cluster
-from planner.memory import Memory
-from planner.report import Breakdown
-from planner.strategy import AttentionKernel, Recompute, Strategy, TrainPrecision
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.memory import Memory
+from planner.transformer.result import Breakdown
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import AttentionKernel, Recompute, Strategy, TrainPrecision
 
 Objective = Literal["time", "cost"]
 OBJECTIVES: tuple[str, ...] = ("time", "cost")
@@ -79,7 +80,7 @@ class Layout(_Model):
 
     @classmethod
     def of(cls, s: Strategy) -> Layout:
-        """The layout of a resolved strategy (after :func:`planner.strategy.check_layout`)."""
+        """The layout of a resolved strategy (after :func:`planner.transformer.strategy.check_layout`)."""
         return cls(
             tp=s.tp,
             pp=s.pp,
@@ -113,18 +114,6 @@ class Layout(_Model):
         if self.schedule == "zero-bubble":
             parts.append("zb")
         return " ".join(parts)
-
-
-class Estimate(_Model):
-    """The quick estimate of one layout: closed-form step time and the memory check."""
-
-    step_time_s: float
-    compute_s: float = Field(description="forward, backward and recomputation of the busiest rank")
-    bubble_s: float = Field(description="pipeline fill and drain, closed form (p-1)/v stage times")
-    exposed_comm_s: float = Field(description="tensor-parallel, pipeline and data-parallel time not hidden")
-    optimizer_s: float
-    peak_gib: float
-    fits: bool
 
 
 class Candidate(BaseModel):

@@ -18,8 +18,8 @@ KINDS = ("model", "accelerator", "node type", "instance", "cluster", "sweep spec
 
 def _tables() -> dict[str, pd.DataFrame]:
     from planner.hardware import catalog
-    from planner.workloads.recsys import recsys_preset_names
-    from planner.workloads.transformer import load_model, preset_names
+    from planner.recsys.spec import recsys_preset_names
+    from planner.transformer.spec import load_model, preset_names
 
     cat = catalog()
 

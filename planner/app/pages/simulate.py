@@ -9,8 +9,8 @@ import streamlit as st
 
 from planner.app import charts
 from planner.app.common import PENDING_KEY, calibration_option, catalog_ids, fmt, guarded, model_names, simulate_cached
-from planner.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
-from planner.workloads.recsys import is_recsys_preset
+from planner.recsys.spec import is_recsys_preset
+from planner.transformer.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
 
 DEFAULTS: dict[str, Any] = {
     "sim_model": "gpt3-1.7b",

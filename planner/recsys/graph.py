@@ -29,8 +29,8 @@ from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
 from planner.recsys.planner import a2a_bytes
+from planner.recsys.spec import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
 from planner.recsys.types import Plan, Topology
-from planner.workloads.recsys import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
 
 DENSE_OPT_BYTES_PER_PARAM = {"sgd": 12.0, "adagrad": 20.0, "adam": 28.0}
 """Dense optimizer step traffic per parameter (fp32): read weight and gradient, write weight (12 B),

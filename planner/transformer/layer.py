@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from planner.costs.collectives import CollectiveModel, Group
 from planner.costs.compute import ComputeModel
-from planner.sharding import moe_load_factor
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.sharding import moe_load_factor
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 
 @dataclass(frozen=True)

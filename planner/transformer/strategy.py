@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.spec import TransformerSpec
 
 Recompute = Literal["none", "selective", "full"]
 Schedule = Literal["gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from planner.report import RecsysStepResult
+from planner.recsys.result import RecsysStepResult
 
 
 def format_recsys(r: RecsysStepResult) -> str:

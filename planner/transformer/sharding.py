@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import functools
 
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 
 def moe_load_factor(s: Strategy) -> float:

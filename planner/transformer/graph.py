@@ -18,9 +18,9 @@ import networkx as nx
 
 from planner.costs.collectives import CollectiveModel, CommCost, Group, sum_costs
 from planner.costs.compute import ComputeModel
-from planner.graph.layer import HeadCosts, LayerCosts, Pass, Segment, head_costs, layer_costs
-from planner.graph.schedules import SCHEDULES, dualpipe_pairs, weight_grads_done
-from planner.sharding import (
+from planner.transformer.layer import HeadCosts, LayerCosts, Pass, Segment, head_costs, layer_costs
+from planner.transformer.schedules import SCHEDULES, dualpipe_pairs, weight_grads_done
+from planner.transformer.sharding import (
     chunk_stages,
     grad_reduce_bytes,
     layer_params_local,
@@ -28,8 +28,8 @@ from planner.sharding import (
     rank_params_split,
     stage_layer_kinds,
 )
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 ADAM_BYTES_PER_PARAM = 30.0
 """Mixed-precision Adam step traffic per parameter: read fp32 grad, master weight, m, v (16 B);
@@ -75,7 +75,7 @@ class _Builder:
 
 
 def build(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel) -> StepGraph:
-    """Build the step graph for a resolved strategy (see :func:`planner.strategy.check_layout`)."""
+    """Build the step graph for a resolved strategy (see :func:`planner.transformer.strategy.check_layout`)."""
     lc = layer_costs(model, s, comp, coll)  # an MoE model's MoE layers, or every layer of a dense one
     hc = head_costs(model, s, comp, coll)
     b = _Builder(model, s, comp, coll)

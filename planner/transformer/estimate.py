@@ -4,7 +4,7 @@ The estimate uses the simulator's own cost model, so that pruning on it keeps th
 simulation would rank first:
 
 * per-layer forward, backward and recomputation times and the in-line tensor-parallel collectives
-  come from :func:`planner.graph.layer.layer_costs` and :func:`~planner.graph.layer.head_costs`
+  come from :func:`planner.transformer.layer.layer_costs` and :func:`~planner.transformer.layer.head_costs`
   (cached per micro-batch shape, so a grid of thousands of layouts costs a few dozen templates);
 * pipeline: the busiest rank's time per micro-batch ``t`` (its layers, its head or embedding, its
   blocking sends) times the ``m`` micro-batches, plus the fill-and-drain bubble of
@@ -17,7 +17,7 @@ simulation would rank first:
   parameter all-gather, as the graph has them;
 * ZeRO-3/FSDP: per layer, the compute or the gathers and reduce-scatters (which share the link),
   whichever is longer, plus the SM contention of overlapped NCCL kernels;
-* memory: :func:`planner.memory.memory`, the same check the simulator reports.
+* memory: :func:`planner.transformer.memory.memory`, the same check the simulator reports.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from typing import Any
 from planner.calibration import DEFAULT, Calibration
 from planner.costs.collectives import CollectiveModel, Group, sum_costs
 from planner.costs.compute import ComputeModel
-from planner.graph.layer import HeadCosts, LayerCosts, head_costs, layer_costs
-from planner.graph.transformer import expert_dp_group, optimizer_step
+from planner.family import Estimate
 from planner.hardware import Cluster
-from planner.memory import memory
-from planner.search.types import Estimate
-from planner.sharding import grad_reduce_bytes, layer_params_local, rank_params_split, stage_layer_kinds
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
+from planner.transformer.graph import expert_dp_group, optimizer_step
+from planner.transformer.layer import HeadCosts, LayerCosts, head_costs, layer_costs
+from planner.transformer.memory import memory
+from planner.transformer.sharding import grad_reduce_bytes, layer_params_local, rank_params_split, stage_layer_kinds
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 
 class AnalyticalEstimator:
@@ -110,7 +110,7 @@ class AnalyticalEstimator:
         self, model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: CollectiveModel
     ) -> tuple[float, float]:
         """(gradient-norm sync + the slowest rank's optimizer step and ZeRO gather, its comm part),
-        costed by the graph's own :func:`~planner.graph.transformer.optimizer_step`."""
+        costed by the graph's own :func:`~planner.transformer.graph.optimizer_step`."""
         dp = Group(s.data_parallel * s.cp, s.tp)
         world = Group(s.tp * s.cp * s.data_parallel * s.pp, 1)
         sync = coll.cost("all_reduce", 8, world).total_s

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from planner.hardware import Cluster
-from planner.sharding import (
+from planner.hardware import GIB, RUNTIME_RESERVE_GIB, Cluster
+from planner.transformer.sharding import (
     chunk_stages,
     expert_data_parallel,
     grad_reduce_bytes,
@@ -31,14 +31,8 @@ from planner.sharding import (
     rank_params_split,
     stage_layer_kinds,
 )
-from planner.strategy import Strategy
-from planner.workloads.transformer import TransformerSpec
-
-GIB = 2**30
-
-RUNTIME_RESERVE_GIB = 1.0
-"""CUDA context, NCCL buffers and allocator slack held outside the model's tensors (an estimate:
-the CUDA context alone is 0.3-0.6 GiB on A100/H100); see docs/model.md."""
+from planner.transformer.spec import TransformerSpec
+from planner.transformer.strategy import Strategy
 
 
 class Memory(BaseModel):
@@ -60,9 +54,9 @@ def layer_activation_bytes(
 ) -> tuple[float, float]:
     """(stored bytes per layer per micro-batch, bytes of one layer's full working set).
 
-    ``moe`` picks the layer kind as in :func:`planner.graph.layer.layer_costs`. An MoE layer
+    ``moe`` picks the layer kind as in :func:`planner.transformer.layer.layer_costs`. An MoE layer
     stores, per routed (token, expert) copy on the busiest rank (``top_k`` per token times
-    :func:`~planner.sharding.moe_load_factor`), the permuted expert input (``h``, whole on every
+    :func:`~planner.transformer.sharding.moe_load_factor`), the permuted expert input (``h``, whole on every
     tensor-parallel rank) and the expert's intermediate activations (``f_e``, split by ``tp``),
     and per token those of the shared experts."""
     is_moe = model.is_moe if moe is None else (moe and model.is_moe)
