@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planner.calibration import Calibration
+from planner.errors import PlannerInputError
 from planner.hardware import Cluster
 
 CollectiveKind = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p", "broadcast"]
@@ -90,8 +91,13 @@ class CollectiveModel:
         self.nic_bw = node.scale_out_gbps_per_gpu * 1e9 / 8.0 / out.oversubscription
         self.up_lat = up.latency_us * 1e-6
         self.out_lat = out.latency_us * 1e-6
+        # One island holds the whole run: no group crosses a NIC (a group that seems to, such as
+        # the pipeline neighbour of a one-stage layout, has no second member on another island).
+        self.one_island = cluster.num_gpus <= self.island
 
     def members_per_island(self, g: Group) -> int:
+        if self.one_island:
+            return g.size
         if g.stride >= self.island:
             return 1
         return max(1, min(g.size, self.island // g.stride))
@@ -107,7 +113,8 @@ class CollectiveModel:
         c = self.calib
         k = self.members_per_island(g)
         if kind == "p2p":
-            if g.stride >= self.island:  # neighbour in another island
+            if g.stride >= self.island and not self.one_island:  # neighbour in another island
+                self._need_nic()
                 return CommCost(c.collective_launch_s + self.out_lat, nbytes / (self.nic_bw * c.p2p_efficiency), "out")
             return CommCost(c.collective_launch_s + self.up_lat, nbytes / (self.up_bw * c.p2p_efficiency), "up")
         factor = ring_factor(kind, n)
@@ -118,6 +125,7 @@ class CollectiveModel:
         steps_up = 2 * (k - 1) if kind == "all_reduce" else (k - 1)
         if k == n:  # inside one island: a ring of 2(n-1) steps (n-1 for gathers and scatters)
             return CommCost(c.collective_launch_s + steps_up * self.up_lat, factor * nbytes / intra_bw, "up")
+        self._need_nic()
         islands = n // k
         if kind == "all_to_all":
             inter_bytes = nbytes * (n - k) / n
@@ -130,3 +138,13 @@ class CollectiveModel:
         levels = 2.0 * math.ceil(math.log2(islands)) if kind == "all_reduce" else math.ceil(math.log2(islands))
         lat = c.collective_launch_s + steps_up * self.up_lat + levels * self.out_lat
         return CommCost(lat, t, "out")
+
+    def _need_nic(self) -> None:
+        """Refuse, in one line, a collective across islands on a node type with no NIC figure."""
+        if not self.nic_bw > 0:
+            node = self.cluster.node
+            raise PlannerInputError(
+                "cluster",
+                f"node type {node.id} has no scale-out network figure (nics_per_node x nic_gbps is 0), "
+                f"so a {self.cluster.num_gpus}-GPU run across {self.island}-GPU islands cannot be priced",
+            )

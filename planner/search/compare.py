@@ -2,8 +2,13 @@
 
 For each instance the GPU count is ``gpus`` when given; otherwise the count is chosen on the quick
 estimate among whole-instance counts doubling up to ``max_gpus``: the cheapest that meets
-``deadline_days``, else the fastest within ``budget_usd``, else the cheapest that fits. The chosen
-count then gets a full search (a lighter pruning than ``planner search``: the estimate's best few
+``deadline_days``, else the fastest within ``budget_usd``, else the cheapest that fits. With both a
+deadline and a budget, both hold together: the cheapest count that meets the deadline within the
+budget; if none does, the fastest count within the budget; if none is within it, the fastest tried.
+Each row then says whether its run meets the deadline (``meets_deadline``) and stays within the
+budget (``within_budget``); both are null when not asked, so a missed constraint is never silent. A
+row whose hardware cannot run the model says why in ``reason``; the other rows are still answered.
+The chosen count then gets a full search (a lighter pruning than ``planner search``: the estimate's best few
 are simulated). Time and cost to train ``tokens`` include failures, checkpoints and restarts
 (:mod:`planner.search.goodput`). Rows are sorted by the objective: total cost (unpriced instances
 last) or wall time.
@@ -77,15 +82,20 @@ def choose_gpus(
         p = _estimated_run(searcher, model, cl, tokens, gb, gm)
         if p is not None:
             plans.append((k, p))
-            if deadline_days is not None and p.wall_days <= deadline_days:
+            if deadline_days is not None and budget_usd is None and p.wall_days <= deadline_days:
                 return k  # the smallest count that meets the deadline: fewest GPUs, highest efficiency
         k *= 2
     if not plans:
         return None
+    within = [(k, p) for k, p in plans if budget_usd is not None and p.usd is not None and p.usd <= budget_usd]
     if deadline_days is not None:
+        both = [(k, p) for k, p in within if p.wall_days <= deadline_days]
+        if both:
+            return min(both, key=lambda kp: (kp[1].usd, kp[1].wall_s))[0]
+        if within:
+            return min(within, key=lambda kp: kp[1].wall_s)[0]  # the deadline is missed: the closest within budget
         return plans[-1][0]  # none meets it: the fastest tried
     if budget_usd is not None:
-        within = [(k, p) for k, p in plans if p.usd is not None and p.usd <= budget_usd]
         return min(within, key=lambda kp: kp[1].wall_s)[0] if within else plans[0][0]
     return min(plans, key=lambda kp: (kp[1].usd if kp[1].usd is not None else kp[1].gpu_hours, kp[1].wall_s))[0]
 
@@ -142,7 +152,14 @@ def compare(
         cost = r.run.usd if r.run.usd is not None else float("inf")
         return (cost, r.run.wall_s) if objective == "cost" else (r.run.wall_s, cost)
 
-    return CompareResult(model=spec.name, tokens=n_tokens, objective=objective, results=sorted(rows, key=key))
+    return CompareResult(
+        model=spec.name,
+        tokens=n_tokens,
+        objective=objective,
+        results=sorted(rows, key=key),
+        deadline_days=deadline_days,
+        budget_usd=budget_usd,
+    )
 
 
 def _row(
@@ -168,6 +185,28 @@ def _row(
         "price_date": inst.price_date,
         "usd_per_gpu_hour": inst.usd_per_hour / node.gpus_per_node if inst.usd_per_hour is not None else None,
     }
+    try:
+        return _answer(base, searcher, spec, instance, gpus, tokens, gm, deadline_days, budget_usd, max_gpus,
+                       global_batch, objective)  # fmt: skip
+    except PlannerInputError as e:  # this hardware cannot run it (e.g. no NIC figure): this row says why
+        return CompareRow(**base, gpus=gpus, fits=False, reason=str(e))
+
+
+def _answer(
+    base: dict,
+    searcher: Searcher,
+    spec: TransformerSpec,
+    instance: str,
+    gpus: int | None,
+    tokens: float,
+    gm: GoodputModel,
+    deadline_days: float | None,
+    budget_usd: float | None,
+    max_gpus: int,
+    global_batch: int | None,
+    objective: Objective,
+) -> CompareRow:
+    """One instance's row: its GPU count, best layout and run, and whether it meets the constraints."""
     n = gpus
     if n is None:
         n = choose_gpus(
@@ -195,6 +234,7 @@ def _row(
     except NoLayoutFits as e:
         return CompareRow(**base, gpus=n, fits=False, reason=e.rule)
     best = res.results[0]
+    run = res.run
     return CompareRow(
         **base,
         gpus=n,
@@ -202,7 +242,9 @@ def _row(
         layout=best.layout,
         step_time_s=best.step_time_s,
         mfu=best.mfu,
-        usd_per_million_tokens=res.run.usd_per_million_tokens if res.run else None,
-        run=res.run,
+        usd_per_million_tokens=run.usd_per_million_tokens if run else None,
+        run=run,
         evaluated=res.evaluated,
+        meets_deadline=None if deadline_days is None or run is None else run.wall_days <= deadline_days,
+        within_budget=None if budget_usd is None or run is None or run.usd is None else run.usd <= budget_usd,
     )

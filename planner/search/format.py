@@ -118,6 +118,7 @@ def format_search(r: SearchResult) -> str:
 def format_compare(c: CompareResult) -> str:
     """One row per instance type, best first, with the price's source and date."""
     lines = [f"{c.model}: {c.tokens:.3g} tokens, sorted by {c.objective} (failures and checkpoints included)", ""]
+    asked = [(h, f, w) for h, f, w, v in _CONSTRAINTS if getattr(c, v) is not None]
     rows = []
     for r in c.results:
         if not r.fits or r.run is None:
@@ -134,6 +135,7 @@ def format_compare(c: CompareResult) -> str:
                     "",
                     "",
                 ]
+                + [""] * len(asked)
             )
             continue
         run = r.run
@@ -141,11 +143,13 @@ def format_compare(c: CompareResult) -> str:
             r.instance, r.accelerator, str(r.gpus), r.layout.label if r.layout else "-", f"{r.step_time_s:.2f}",
             f"{r.mfu:.1%}", f"{run.wall_days:,.1f}", f"{run.goodput.goodput:.1%}", _money(run.usd),
             "-" if r.usd_per_million_tokens is None else f"${r.usd_per_million_tokens:,.3f}",
-        ])  # fmt: skip
+        ] + [_verdict(getattr(r, flag), word) for _, flag, word in asked])  # fmt: skip
     lines += table(
-        ["instance", "accelerator", "GPUs", "best layout", "step s", "MFU", "days", "goodput", "cost", "$/M tokens"],
+        ["instance", "accelerator", "GPUs", "best layout", "step s", "MFU", "days", "goodput", "cost", "$/M tokens"]
+        + [head for head, _, _ in asked],
         rows,
     )
+    lines += _constraint_notes(c)
     lines += ["", "prices"]
     for r in c.results:
         price = "no on-demand price" if r.usd_per_gpu_hour is None else f"${r.usd_per_gpu_hour:.2f}/GPU-hour"
@@ -154,3 +158,29 @@ def format_compare(c: CompareResult) -> str:
     if first is not None and first.run is not None:
         lines += ["", "assumptions: " + "; ".join(first.run.goodput.assumptions)]
     return "\n".join(lines)
+
+
+_CONSTRAINTS = (
+    ("deadline", "meets_deadline", "late", "deadline_days"),
+    ("budget", "within_budget", "over", "budget_usd"),
+)
+"""(column, CompareRow flag, word for a miss, CompareResult field that asks for it)"""
+
+
+def _verdict(ok: bool | None, miss: str) -> str:
+    return "no price" if ok is None else ("met" if ok else f"MISSED ({miss})")
+
+
+def _constraint_notes(c: CompareResult) -> list[str]:
+    """One line per asked constraint that some answered row misses, so a miss is never silent."""
+    answered = [r for r in c.results if r.run is not None]
+    notes = []
+    if c.deadline_days is not None:
+        late = [r.instance for r in answered if r.meets_deadline is False]
+        if late:
+            notes.append(f"deadline {c.deadline_days:g} days missed by: {', '.join(late)}")
+    if c.budget_usd is not None:
+        over = [r.instance for r in answered if r.within_budget is False]
+        if over:
+            notes.append(f"budget {_money(c.budget_usd)} exceeded by: {', '.join(over)}")
+    return [""] + notes if notes else []

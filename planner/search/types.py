@@ -245,6 +245,12 @@ class CompareRow(_Model):
     price_source: str | None = None
     price_date: str | None = None
     evaluated: int = 0
+    meets_deadline: bool | None = Field(
+        default=None, description="the run's wall time is within deadline_days; null when no deadline was asked"
+    )
+    within_budget: bool | None = Field(
+        default=None, description="the run's cost is within budget_usd; null when no budget was asked or no price"
+    )
 
 
 class CompareResult(_Model):
@@ -254,6 +260,8 @@ class CompareResult(_Model):
     tokens: float
     objective: Objective
     results: list[CompareRow]
+    deadline_days: float | None = Field(default=None, description="the deadline asked, if any")
+    budget_usd: float | None = Field(default=None, description="the budget asked, if any")
 
 
 # ------------------------------------------------------------------------------------ stages
