@@ -56,13 +56,17 @@ def is_file_ref(ref: str) -> bool:
 
 def load_model(ref: str | Any, seq_len: int | None = None) -> Any:
     """A workload from a preset name of any family, a YAML file (its ``kind`` field says which
-    family; transformer by default) or an already loaded spec."""
+    family; transformer by default), a Hugging Face ``config.json`` (planner.transformer.hf_config)
+    or an already loaded spec."""
     if not isinstance(ref, str):
         return family_of(ref).with_overrides(ref, seq_len)
     if is_file_ref(ref):
         from planner.hardware import load_yaml
+        from planner.transformer.hf_config import from_hf_config, is_hf_config, read_json_object
 
-        data = load_yaml(Path(ref), "model")
+        data = read_json_object(ref) if ref.lower().endswith(".json") else load_yaml(Path(ref), "model")
+        if ref.lower().endswith(".json") and is_hf_config(data):
+            return from_hf_config(ref, seq_len=seq_len)
         if not isinstance(data, dict):
             raise PlannerInputError("model", f"{ref}: expected a YAML mapping of fields")
         data = dict(data)
