@@ -172,12 +172,9 @@ class Calibration(BaseModel):
             doc["metadata"] = metadata
         text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
         if path is not None:
-            from planner.errors import PlannerInputError
+            from planner.io import atomic_write_text
 
-            try:
-                Path(path).write_text(text, encoding="utf-8")
-            except OSError as e:
-                raise PlannerInputError("out", f"cannot write {path}: {e.strerror}") from None
+            atomic_write_text(path, text, field="out")
         return text
 
 

@@ -339,6 +339,49 @@ def catalog() -> Catalog:
 
 # --------------------------------------------------------------------------------- resolution
 
+DEFAULT_INSTANCE = "p5.48xlarge"
+"""The hardware when none is named: one AWS node of 8 H100 SXM with an on-demand price, so the
+default example's first answer shows what a step costs (every face: CLI, app, API)."""
+
+DEFAULT_GPUS = 8
+"""The GPU count on an instance or an accelerator when none is given (one 8-GPU node)."""
+
+
+def default_hardware(
+    *,
+    cluster: str | Cluster | None = None,
+    instance: str | None = None,
+    accelerator: str | None = None,
+    gpus: int | None = None,
+) -> dict[str, Any]:
+    """The user's hardware choice with planner's defaults filled in: no hardware named ->
+    :data:`DEFAULT_INSTANCE`; an instance or an accelerator without ``gpus`` ->
+    :data:`DEFAULT_GPUS` (a cluster keeps its own count). Keywords for :func:`resolve_cluster`."""
+    if not (cluster or instance or accelerator):
+        instance = DEFAULT_INSTANCE
+    if gpus is None and not cluster:
+        gpus = DEFAULT_GPUS
+    return {"cluster": cluster, "instance": instance, "accelerator": accelerator, "gpus": gpus}
+
+
+def resolve_hardware(
+    *,
+    cluster: str | Cluster | None = None,
+    instance: str | None = None,
+    accelerator: str | None = None,
+    gpus: int | None = None,
+    gpus_per_node: int | None = None,
+    inter_node_gbps_per_gpu: float | None = None,
+) -> Cluster:
+    """:func:`resolve_cluster` after :func:`default_hardware`: what every face resolves the
+    user's (possibly empty) hardware choice with."""
+    return resolve_cluster(
+        **default_hardware(cluster=cluster, instance=instance, accelerator=accelerator, gpus=gpus),
+        gpus_per_node=gpus_per_node,
+        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
+    )
+
+
 
 def resolve_cluster(
     *,
@@ -363,7 +406,7 @@ def resolve_cluster(
     cat = cat or catalog()
     named = [x for x in (cluster, instance, accelerator) if x]
     if len(named) != 1:
-        raise PlannerInputError("cluster", "name exactly one of --cluster, --instance or --accelerator")
+        raise PlannerInputError("cluster", "name exactly one of cluster, instance or accelerator")
     if gpus is not None and gpus < 1:
         raise PlannerInputError("gpus", f"must be a positive integer, got {gpus}")
 
@@ -386,7 +429,7 @@ def resolve_cluster(
         node = cat.node_type(inst.node_type, field="instance.node_type")
         acc = cat.accelerator(node.accelerator, field="instance.accelerator")
         if gpus is None:
-            raise PlannerInputError("gpus", "is required with --instance (the number of accelerators)")
+            raise PlannerInputError("gpus", "is required with an instance (the number of accelerators)")
         n = gpus
         name = inst.id
         inst_id = inst.id
@@ -397,10 +440,10 @@ def resolve_cluster(
         assert accelerator is not None
         acc = cat.accelerator(accelerator)
         if acc.default_node is None:
-            raise PlannerInputError("accelerator", f"{acc.id} has no default node type; use --cluster")
+            raise PlannerInputError("accelerator", f"{acc.id} has no default node type; name a cluster instead")
         node = cat.node_type(acc.default_node)
         if gpus is None:
-            raise PlannerInputError("gpus", "is required with --accelerator (the number of accelerators)")
+            raise PlannerInputError("gpus", "is required with an accelerator (the number of accelerators)")
         n = gpus
         name = f"{n}x {acc.id}"
 

@@ -26,9 +26,10 @@ class TimelineResult(BaseModel):
         """Write the step's timeline as a Chrome trace (open in ui.perfetto.dev); returns events."""
         if self._timeline is None or self._graph is None:
             raise ValueError("this result carries no timeline (it was loaded, not simulated)")
+        from planner.io import atomic_write_text
+
         events = trace_events(self._graph, self._timeline)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({"traceEvents": events, "displayTimeUnit": "ms"}, f)
+        atomic_write_text(path, json.dumps({"traceEvents": events, "displayTimeUnit": "ms"}), field="trace")
         return len(events)
 
 

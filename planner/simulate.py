@@ -13,7 +13,7 @@ from planner.calibration import DEFAULT, Calibration
 from planner.energy import Site, estimate_energy, make_site
 from planner.engine import play
 from planner.errors import PlannerInputError
-from planner.hardware import Cluster, resolve_cluster
+from planner.hardware import Cluster, resolve_hardware
 from planner.registry import family, family_of, load_model
 from planner.transformer.result import StepResult
 from planner.transformer.spec import TransformerSpec
@@ -67,7 +67,8 @@ def simulate(
     table|row|column|data|auto, ``placement``, ``host_memory_gib`` and return a
     :class:`~planner.recsys.result.RecsysStepResult`); the hardware is one of
     ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
-    ``accelerator`` with ``gpus``; the layout is ``strategy`` or its fields as keywords
+    ``accelerator`` with ``gpus`` (defaults: :func:`planner.hardware.default_hardware`, 8 GPUs of
+    a priced p5.48xlarge instance); the layout is ``strategy`` or its fields as keywords
     (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...). The result's
     ``energy`` uses ``site`` (a :class:`planner.energy.Site`) or its figures ``pue``,
     ``grid_gco2_per_kwh``, ``usd_per_kwh`` (defaults: planner.energy, sourced), and ``tokens``
@@ -83,13 +84,11 @@ def simulate(
     fam = family_of(spec)
     if tokens is not None and fam.unit != "tokens":
         raise PlannerInputError("tokens", f"a {fam.kind} model trains on {fam.unit}, not tokens")
-    if accelerator is None and instance is None and cluster is None:
-        accelerator = "h100-sxm-80gb"
-    hw = resolve_cluster(
-        gpus=gpus,
+    hw = resolve_hardware(
         cluster=cluster,
         instance=instance,
         accelerator=accelerator,
+        gpus=gpus,
         gpus_per_node=gpus_per_node,
         inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
     )

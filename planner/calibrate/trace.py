@@ -341,8 +341,11 @@ def calibrate_trace(
     pipeline_rank: int = 0,
 ) -> TraceReport:
     """Derive what a trace pins down (see the module doc) for ``model`` on ``cluster`` with ``strategy``."""
+    from planner.transformer.spec import TransformerSpec
     from planner.transformer.strategy import check_layout
 
+    if not isinstance(model, TransformerSpec):  # kernel classes and passes are a transformer's
+        raise PlannerInputError("model", "a profiler trace calibrates a transformer model")
     s = check_layout(strategy, model, cluster)
     if not 0 <= pipeline_rank < s.pp:
         raise PlannerInputError("pipeline_rank", f"must be in 0..{s.pp - 1} (pp {s.pp}), got {pipeline_rank}")

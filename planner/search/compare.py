@@ -34,7 +34,8 @@ from planner.search.search import (
 )
 from planner.search.types import OBJECTIVES, CompareResult, CompareRow, Objective, RunPlan, SearchSpace
 from planner.transformer.estimate import AnalyticalEstimator
-from planner.transformer.spec import TransformerSpec, load_model
+from planner.registry import load_model
+from planner.transformer.spec import TransformerSpec
 
 
 def _estimated_run(

@@ -15,7 +15,7 @@ from typing import Any
 
 from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
-from planner.hardware import Cluster, resolve_cluster
+from planner.hardware import Cluster, resolve_hardware
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
 from planner.search.explain import check, explain, signature, usual_alternatives, usual_families
@@ -56,8 +56,20 @@ def require_transformer(spec: object) -> None:
     """The search covers transformers; recommendation models are sharded by their own planner."""
     if not isinstance(spec, TransformerSpec):
         raise PlannerInputError(
-            "model", "search and compare cover transformer models; recommendation models are planned by simulate"
+            "model",
+            f"{getattr(spec, 'name', 'this model')} is a {getattr(spec, 'kind', 'non-transformer')} model: the layout"
+            " search and compare cover transformers (planner search takes a recommendation model too)",
         )
+
+
+def default_min_gpus(gpus: int, min_gpus: int | None) -> int:
+    """The fewest GPUs a search tries: ``min_gpus`` when given (1 .. ``gpus``), else a quarter of
+    ``gpus``, so the answer shows whether fewer GPUs run the job cheaper (the time-cost front)."""
+    if min_gpus is None:
+        return max(1, gpus // 4)
+    if not 1 <= min_gpus <= gpus:
+        raise PlannerInputError("min_gpus", f"must be between 1 and gpus {gpus}, got {min_gpus}")
+    return min_gpus
 
 
 def default_global_batch(model: TransformerSpec, gpus: int) -> int:
@@ -130,10 +142,7 @@ class Searcher:
         if tokens is not None and not tokens > 0:
             raise PlannerInputError("tokens", f"must be > 0, got {tokens}")
         n = cluster.num_gpus
-        if min_gpus is None:
-            min_gpus = n
-        if min_gpus < 1 or min_gpus > n:
-            raise PlannerInputError("min_gpus", f"must be between 1 and --gpus {n}, got {min_gpus}")
+        min_gpus = n if min_gpus is None else default_min_gpus(n, min_gpus)
         space = space or SearchSpace()
         gb = global_batch if global_batch is not None else default_global_batch(model, n)
         if gb < 1:
@@ -310,19 +319,24 @@ def search(
 ) -> SearchResult:
     """Find the best layouts of ``model`` on the named hardware; see :class:`Searcher`.
 
+    Defaults: the hardware of :func:`planner.hardware.default_hardware` (8 GPUs of a priced
+    p5.48xlarge), ``min_gpus`` a quarter of the GPUs (:func:`default_min_gpus`), ``global_batch``
+    about 4M tokens (:func:`default_global_batch`).
+
     >>> r = search("gpt3-175b", accelerator="a100-sxm-80gb", gpus=1024, global_batch=1536)  # doctest: +SKIP
     >>> r.results[0].layout.label, r.results[0].step_time_s  # doctest: +SKIP
     """
     spec = load_model(model, seq_len) if isinstance(model, str) else model
     require_transformer(spec)
-    hw = resolve_cluster(
-        gpus=gpus,
+    hw = resolve_hardware(
         cluster=cluster,
         instance=instance,
         accelerator=accelerator,
+        gpus=gpus,
         gpus_per_node=gpus_per_node,
         inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
     )
+    min_gpus = default_min_gpus(hw.num_gpus, min_gpus)
     calib = calibration or DEFAULT
     key = (
         spec.model_dump_json(),
