@@ -140,6 +140,8 @@ def explain(winner: Simulated, alts: list[tuple[str, Strategy, Simulated | None,
         if sim is None:
             out.append(Alternative(name=name, layout=label, reason=why or "not simulated"))
             continue
+        if sim.layout.label == winner.layout.label:
+            continue  # the one-knob change is the winner itself (it won once simulated): nothing to explain
         slower = sim.step_time_s / winner.step_time_s - 1
         if slower <= 0:
             reason = "as fast as the winner" if slower > -1e-9 else "faster than the winner (the search missed it)"
