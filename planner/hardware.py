@@ -14,6 +14,7 @@ accelerator and per direction unless the name says otherwise.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -214,10 +215,18 @@ class Cluster(BaseModel):
 
 
 def specs_dir() -> Path:
-    """Where the catalog lives: $PLANNER_SPECS, else hardware_specs/ next to the package."""
+    """Where the catalog lives: $PLANNER_SPECS, else the installed package's copy, else the repository's.
+
+    The repository's top-level ``hardware_specs/`` is the one source; the wheel carries a copy as
+    ``planner/hardware_specs/`` (setup.py's build hook), which a non-editable install reads from any
+    folder. An editable install or a source checkout has no copy and reads the repository's folder.
+    """
     env = os.environ.get("PLANNER_SPECS")
     if env:
         return Path(env)
+    shipped = Path(str(importlib.resources.files("planner") / "hardware_specs"))
+    if (shipped / "accelerators.yaml").is_file():
+        return shipped
     return Path(__file__).resolve().parent.parent / "hardware_specs"
 
 
