@@ -106,7 +106,8 @@ def test_key_is_stable_and_order_free() -> None:
 def test_search_mode(tmp_path: Path) -> None:
     spec = {"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb"}, "axes": {"gpus": [8]}, "search": True}
     rows = _records(sweep(spec, workers=1))
-    assert rows[0]["status"] == "ok" and rows[0]["layout.tp"] >= 1 and rows[0]["step_time_s"] > 0
+    assert rows[0]["status"] == "ok", rows[0]["error"]
+    assert rows[0]["layout.tp"] >= 1 and rows[0]["step_time_s"] > 0
 
 
 def test_resume_after_kill_9(tmp_path: Path) -> None:

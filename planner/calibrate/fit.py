@@ -48,13 +48,12 @@ agree; predictions run in a process pool (one per core).
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -64,6 +63,7 @@ from pydantic import BaseModel
 
 from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
+from planner.pool import process_pool
 from planner.validate import Summary, _num, _predict, read_rows, row_scenario, summarize
 
 
@@ -126,16 +126,15 @@ class Evaluator:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.predictions = 0
         self._pool: ProcessPoolExecutor | None = None
+        self._stack = ExitStack()
 
     def __enter__(self) -> Evaluator:
-        if self.workers > 1:
-            ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+        if self.workers > 1:  # workers die with the calibration (planner.pool)
+            self._pool = self._stack.enter_context(process_pool(self.workers))
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.__exit__(*exc)
 
     def predict(self, calibs: Sequence[Calibration], idx: Sequence[int]) -> list[list[float | None]]:
         """For each calibration, the predicted step time of each row in ``idx`` (None: failed)."""

@@ -11,15 +11,16 @@ that is also a finalist, costs nothing.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
+from contextlib import AbstractContextManager
 from typing import Any
 
 from planner.calibration import DEFAULT, Calibration
 from planner.hardware import Cluster
+from planner.pool import process_pool
 from planner.search.types import Candidate, Layout, Simulated, StepCost
 from planner.simulate import simulate_scenario
 from planner.transformer.spec import TransformerSpec
@@ -136,10 +137,8 @@ class FullSimulator:
         _CACHE[key] = value
 
     @staticmethod
-    def _pool(n: int) -> Executor:
-        methods = multiprocessing.get_all_start_methods()
-        ctx = multiprocessing.get_context("fork" if "fork" in methods and sys.platform == "linux" else None)
-        return ProcessPoolExecutor(max_workers=n, mp_context=ctx)
+    def _pool(n: int) -> AbstractContextManager[Executor]:
+        return process_pool(n)  # workers die with the search (planner.pool)
 
     def _bar(self, total: int) -> Any:
         show = self.progress and total > 0 and sys.stderr.isatty()

@@ -1,0 +1,273 @@
+"""One process pool for every parallel part: the search's full simulations, validate, calibrate and sweep.
+
+Why one helper: a worker must never outlive the command that started it. Each worker, on start,
+
+* asks Linux to SIGKILL it when its parent dies (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), which covers
+  ``kill -9`` of the parent, and watches ``os.getppid()`` once a second as a fallback (other systems,
+  or a parent thread that ended);
+* ignores SIGINT (a Ctrl-C reaches the whole process group; the parent decides) and takes SIGTERM's
+  default action.
+
+The parent, while a pool is open in its main thread, turns SIGTERM into ``SystemExit(143)`` so the
+pool's exit path kills its workers and every ``finally`` (a results store's close) runs; any
+exception (Ctrl-C's KeyboardInterrupt included) leaving a pool kills its workers instead of waiting
+for them. Workers start with ``fork`` on Linux (a few milliseconds, the parent's imports inherited;
+``spawn`` costs ~1 s per worker to re-import planner), ``spawn`` elsewhere.
+
+:func:`process_pool` gives a :class:`~concurrent.futures.ProcessPoolExecutor` (search, validate,
+calibrate); :func:`imap_unordered` runs jobs one per worker with a time limit per job, replacing a
+worker that runs past it (sweep); :func:`time_limit` bounds work done in the calling process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_any
+from typing import Any, TypeVar
+
+PR_SET_PDEATHSIG = 1
+"""prctl option: the signal a process gets when its parent dies (linux/prctl.h)."""
+
+PARENT_CHECK_S = 1.0
+"""How often a worker checks that its parent is still alive (the fallback to PR_SET_PDEATHSIG)."""
+
+T = TypeVar("T")
+
+
+def context() -> Any:
+    """The start method: ``fork`` on Linux (fast start, imports inherited), ``spawn`` elsewhere."""
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
+def guard_worker(parent_pid: int) -> None:
+    """Worker initializer: die with the parent (see the module doc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="planner-watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+# ------------------------------------------------------------------------- the parent's side
+
+_killers: dict[int, Callable[[], None]] = {}
+_lock = threading.Lock()
+_installed: list[Any] = []  # the SIGTERM handler ours replaced, while ours is installed
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    kill_all_workers()
+    raise SystemExit(128 + signum)
+
+
+def kill_all_workers() -> None:
+    """Kill the workers of every pool this process has open (SIGTERM handler; a last resort)."""
+    with _lock:
+        killers = list(_killers.values())
+    for kill in killers:
+        with contextlib.suppress(Exception):
+            kill()
+
+
+@contextlib.contextmanager
+def _tracked(kill: Callable[[], None]) -> Iterator[None]:
+    """Register ``kill`` (kills one pool's workers) while the block runs; SIGTERM calls it."""
+    token = id(kill)
+    with _lock:
+        _killers[token] = kill
+        main = threading.current_thread() is threading.main_thread()
+        if main and not _installed and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            _installed.append(signal.signal(signal.SIGTERM, _on_sigterm))
+    try:
+        yield
+    finally:
+        with _lock:
+            _killers.pop(token, None)
+            if main and _installed and not _killers:
+                signal.signal(signal.SIGTERM, _installed.pop())
+
+
+def _kill_executor(pool: ProcessPoolExecutor) -> None:
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(Exception):
+            p.kill()
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """A process pool whose workers die with this process; on an exception they are killed at once."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context(), initializer=guard_worker, initargs=(os.getpid(),)
+    )
+    with _tracked(lambda: _kill_executor(pool)):
+        try:
+            yield pool
+        except BaseException:
+            _kill_executor(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+# ------------------------------------------------------------------------- one job per worker, timed
+
+
+def _serve(conn: Connection, fn: Callable[..., Any], parent_pid: int) -> None:
+    """A worker's loop: run ``fn(*args)`` for each message until None or the pipe closes."""
+    guard_worker(parent_pid)
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return
+        if args is None:
+            return
+        try:
+            out: tuple[bool, Any] = (True, fn(*args))
+        except Exception as e:  # the caller decides what a failed job means
+            out = (False, f"{type(e).__name__}: {e}")
+        conn.send(out)
+
+
+class _Worker:
+    def __init__(self, ctx: Any, fn: Callable[..., Any]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, fn, os.getpid()), name="planner-worker")
+        self.proc.start()
+        child.close()
+        self.job: Any = None
+        self.deadline = float("inf")
+
+    def send(self, job: Any, args: tuple[Any, ...], timeout_s: float | None) -> None:
+        self.job = job
+        self.deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
+        self.conn.send(args)
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+            self.proc.join(1.0)
+            self.conn.close()
+
+    def stop(self) -> None:
+        """Ask an idle worker to exit; kill it if it does not within a second."""
+        with contextlib.suppress(Exception):
+            self.conn.send(None)
+            self.proc.join(1.0)
+        self.kill()
+
+
+def imap_unordered(
+    fn: Callable[..., Any],
+    jobs: Iterable[T],
+    args_of: Callable[[T], tuple[Any, ...]],
+    workers: int,
+    timeout_s: float | None = None,
+) -> Iterator[tuple[T, bool, Any]]:
+    """Run ``fn(*args_of(job))`` for each job on ``workers`` processes, one job per worker at a time;
+    yields ``(job, ok, result or error message)`` as jobs finish. A job past ``timeout_s`` seconds
+    (or whose worker died) comes back not ok and its worker is replaced, so one bad job cannot stall
+    the rest. ``jobs`` is read lazily; closing the iterator kills the workers."""
+    ctx = context()
+    it = iter(jobs)
+    pool: list[_Worker] = []
+    busy: dict[Connection, _Worker] = {}
+
+    def kill() -> None:
+        for w in list(pool):
+            w.kill()
+
+    def feed(w: _Worker) -> None:
+        for job in it:
+            w.send(job, args_of(job), timeout_s)
+            busy[w.conn] = w
+            return
+
+    def replace(w: _Worker) -> _Worker:
+        w.kill()
+        pool.remove(w)
+        pool.append(_Worker(ctx, fn))
+        return pool[-1]
+
+    with _tracked(kill):
+        try:
+            for _ in range(max(1, workers)):
+                pool.append(_Worker(ctx, fn))
+                feed(pool[-1])
+            while busy:
+                soonest = min(w.deadline for w in busy.values())
+                wait_s = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
+                for conn in wait_any(list(busy), timeout=wait_s):
+                    w = busy.pop(conn)  # type: ignore[arg-type]
+                    job = w.job
+                    try:
+                        ok, res = w.conn.recv()
+                    except (EOFError, OSError):
+                        dead = w.proc
+                        w = replace(w)
+                        ok, res = False, f"its worker process died (exit status {dead.exitcode}) and was replaced"
+                    yield job, ok, res
+                    feed(w)
+                now = time.monotonic()
+                for conn, w in list(busy.items()):
+                    if w.deadline <= now:
+                        del busy[conn]
+                        job = w.job
+                        w = replace(w)
+                        yield job, False, f"ran past its time limit of {timeout_s:g} s; its worker was replaced"
+                        feed(w)
+            for w in pool:
+                w.stop()
+        finally:
+            kill()
+
+
+class TimeLimit(BaseException):
+    """Raised by :func:`time_limit` in the calling thread (a BaseException, so a job's own
+    ``except Exception`` does not swallow it)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`TimeLimit` in the block after ``seconds`` (SIGALRM: main thread on Unix only;
+    elsewhere, or with ``seconds`` None, no limit). Interrupts Python code, not a long C call."""
+    usable = (
+        seconds is not None
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None)
+    )
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TimeLimit(f"ran past its time limit of {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
