@@ -1,0 +1,75 @@
+"""The documented framework choices a validation row is predicted with.
+
+These are not factors: each is a kernel or algorithm choice the framework documents, stated once
+here (and in docs/validation.md), so a row is simulated as the framework ran it.
+
+Transformer rows (``framework`` column):
+
+* attention kernel: FlashAttention for llm-foundry (MPT ``attn_impl: flash/triton``), NeMo,
+  Megatron-Bridge / Megatron-Core with Transformer Engine (H100 and later), torchtitan (SDPA);
+  unfused (Megatron's fused scale-mask-softmax) for Megatron-LM on V100/A100 (2020-22 papers),
+  Megatron-DeepSpeed (vTrain, BLOOM, MT-NLG: ``--use-flash-attn`` off by default) and Korthikanti.
+* tensor-parallel communication overlapped with GEMMs (``tp_comm_overlap``) for NeMo and
+  Megatron-Core on Hopper and later, whose published performance recipes enable it.
+
+Recommendation rows (``measured_samples_per_s``; NVIDIA DeepLearningExamples TF2 DLRM/DCNv2) are
+predicted with that framework's documented choices (:data:`DLE_TF2`): TF2 + XLA, AMP for the MLPs
+(the row's ``precision``) with embeddings stored and exchanged in FP32, NVIDIA
+distributed-embeddings' ``memory_balanced`` table placement with column slicing above 10e9
+elements, each rank reading its own tables' ids (no input all-to-all), and the DGX's host memory
+(:data:`DGX_HOST_MEMORY_GIB`) for tables offloaded to the CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FLASH_FRAMEWORKS = {"mosaic", "nemo", "torchtitan"}
+"""Frameworks whose published runs used fused (Flash) attention on every accelerator."""
+UNFUSED_FRAMEWORKS = {"megatron-deepspeed", "bloom", "mtnlg", "korthikanti"}
+"""Frameworks whose published runs used unfused attention (``--use-flash-attn`` off by default)."""
+
+
+def modern_megatron(framework: str, accelerator: str) -> bool:
+    """Megatron-Core with Transformer Engine: NeMo, and Megatron-LM/-Bridge on Hopper and later."""
+    fw = framework.strip().lower()
+    return fw == "nemo" or (fw == "megatron" and not accelerator.startswith(("a100", "v100")))
+
+
+def tp_comm_overlap(framework: str, accelerator: str) -> bool:
+    """NeMo's and Megatron-Bridge's published performance recipes turn on ``tp_comm_overlap``."""
+    return modern_megatron(framework, accelerator)
+
+
+def attention_kernel(framework: str, accelerator: str) -> str:
+    """The attention kernel a framework used (see the module docstring)."""
+    fw = framework.strip().lower()
+    if fw in FLASH_FRAMEWORKS:
+        return "flash"
+    if fw in UNFUSED_FRAMEWORKS:
+        return "unfused"
+    if fw == "megatron":
+        return "unfused" if accelerator.startswith(("a100", "v100")) else "flash"
+    return "flash"
+
+
+def transformer_choices(framework: str, accelerator: str, tp: int) -> dict[str, Any]:
+    """The strategy fields a transformer row's framework fixes: attention kernel and TP overlap."""
+    fields: dict[str, Any] = {"attention": attention_kernel(framework, accelerator)}
+    if tp > 1 and tp_comm_overlap(framework, accelerator):
+        fields["tp_comm_overlap"] = True
+    return fields
+
+
+DLE_TF2: dict[str, Any] = {"placement": "memory_balanced"}
+"""NVIDIA DeepLearningExamples TF2 DLRM/DCNv2 (see the module docstring): distributed-embeddings'
+memory-balanced placement; embeddings FP32 (the presets' dtype); no input all-to-all."""
+
+DGX_HOST_MEMORY_GIB = {"a100-sxm-80gb": 2048.0, "a100-sxm-40gb": 1024.0, "v100-sxm2-32gb": 512.0}
+"""System memory of the DGX the DeepLearningExamples ran on (NVIDIA DGX A100 datasheet: 2 TB with
+80 GB GPUs, 1 TB with 40 GB; DGX-1 with V100 32GB: 512 GB), for tables offloaded to the CPU."""
+
+
+def recsys_choices(accelerator: str) -> dict[str, Any]:
+    """The strategy fields DeepLearningExamples TF2 fixes for a recommendation row on ``accelerator``."""
+    return dict(DLE_TF2, host_memory_gib=DGX_HOST_MEMORY_GIB.get(accelerator))
