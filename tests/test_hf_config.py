@@ -221,6 +221,12 @@ def test_a_json_file_goes_through_the_registry_and_simulate(tmp_path: Path) -> N
     assert r.model_flops_per_step == pytest.approx(planner.simulate("llama3-8b", gpus=8).model_flops_per_step)
 
 
+def test_search_takes_a_config_json(tmp_path: Path) -> None:
+    """The Python search API reads the file through the registry too (GPT-2 on 8 GPUs: a few seconds)."""
+    r = planner.search.search(write(tmp_path, GPT2, "gpt2.json"), gpus=8, min_gpus=8)
+    assert r.results and r.model == "gpt2"
+
+
 def test_a_planner_model_written_as_json_still_loads(tmp_path: Path) -> None:
     path = write(tmp_path, {"num_layers": 2, "hidden_size": 256, "num_heads": 4}, "tiny.json")
     assert load_model(path).num_layers == 2

@@ -16,6 +16,7 @@ from typing import Any
 from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster, resolve_hardware
+from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
 from planner.search.explain import check, explain, signature, usual_alternatives, usual_families
@@ -36,7 +37,7 @@ from planner.search.types import (
     Simulator,
 )
 from planner.transformer.estimate import AnalyticalEstimator
-from planner.transformer.spec import TransformerSpec, load_model
+from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
 
 TOKENS_PER_STEP_DEFAULT = 4_194_304
