@@ -18,6 +18,7 @@ import planner
 from planner.cli import main
 from planner.errors import PlannerInputError
 from planner.registry import load_model
+from planner.search import search
 from planner.transformer.hf_config import SEQ_LEN_CAP, from_hf_config, parse_json_object, supported_model_types
 
 _LLAMA3 = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu", "vocab_size": 128256,
@@ -223,7 +224,7 @@ def test_a_json_file_goes_through_the_registry_and_simulate(tmp_path: Path) -> N
 
 def test_search_takes_a_config_json(tmp_path: Path) -> None:
     """The Python search API reads the file through the registry too (GPT-2 on 8 GPUs: a few seconds)."""
-    r = planner.search.search(write(tmp_path, GPT2, "gpt2.json"), gpus=8, min_gpus=8)
+    r = search(write(tmp_path, GPT2, "gpt2.json"), gpus=8, min_gpus=8)
     assert r.results and r.model == "gpt2"
 
 
