@@ -37,6 +37,8 @@ A sixth, :attr:`recsys_step_host_s` (2.5 ms), is fitted the same way on recsys.c
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +182,49 @@ class Calibration(BaseModel):
 
 DEFAULT = Calibration()
 
+
+@dataclass(frozen=True)
+class Bound:
+    """The physical range of a constant (``planner calibrate`` searches only inside it, a profile
+    must lie inside it), and what kind of measured rows pins it down."""
+
+    low: float
+    high: float
+    log: bool  # searched on a logarithmic grid
+    hint: str  # what kind of rows would pin it down
+
+
+BOUNDS: dict[str, Bound] = {
+    "gemm_mamf_fraction": Bound(0.60, 1.00, False, "rows whose steps are dominated by GEMMs"),
+    "attention_fraction": Bound(0.20, 0.90, False, "rows with fused (flash) attention and long sequences"),
+    "hbm_efficiency": Bound(0.50, 0.95, False, "rows with many memory-bound kernels (small hidden sizes)"),
+    "ring_efficiency": Bound(0.50, 1.00, False, "rows with tensor parallelism inside a node"),
+    "nic_efficiency": Bound(0.30, 1.00, False, "rows whose data-parallel or pipeline traffic crosses nodes"),
+    "collective_launch_s": Bound(2e-6, 50e-6, True, "rows with many small collectives"),
+    "layer_host_s": Bound(0.0, 3e-3, False, "rows with small layers that leave the GPU waiting for the host"),
+}
+"""The physical range of each constant a profile may set from measurements (docs/calibration.md):
+GEMMs below 60 % of MAMF mean a misconfigured library, above 100 % is impossible by definition;
+FlashAttention-2 reaches 0.6-0.85 of the GEMM ceiling, older fused kernels less; STREAM-like
+kernels 80-93 % of HBM; NCCL rings 78-82 % of the scale-up link (S2); the NIC 74-85 % (lower on
+congested fabrics); NCCL launch 2-50 us; host time per layer 0-3 ms. ``planner calibrate`` fits
+inside these ranges and profile loading refuses a value outside them: one table for both."""
+
+
+def check_constants(calib: Calibration, field: str = "calibration.constants") -> None:
+    """Refuse a calibration with a non-finite constant or one outside its physical range (:data:`BOUNDS`)."""
+    from planner.errors import PlannerInputError
+
+    for k, v in calib.constants().items():
+        if not math.isfinite(v):
+            raise PlannerInputError(f"{field}.{k}", f"must be a finite number, got {v}")
+        b = BOUNDS.get(k)
+        if b is not None and not b.low <= v <= b.high:
+            raise PlannerInputError(
+                f"{field}.{k}", f"{v:g} lies outside its physical range [{b.low:g}, {b.high:g}] (docs/calibration.md)"
+            )
+
+
 PROFILE_KEYS = ("name", "constants", "metadata")
 """Top-level keys of a calibration profile file."""
 
@@ -191,7 +236,12 @@ def load_profile(path: str | Path) -> tuple[Calibration, dict[str, Any]]:
     from planner.hardware import load_yaml
 
     p = Path(path)
-    data = load_yaml(p, "calibration")
+    try:
+        data = load_yaml(p, "calibration")
+    except UnicodeDecodeError as e:
+        raise PlannerInputError(
+            "calibration", f"{p} is not UTF-8 text (byte {e.start}); save the profile as UTF-8"
+        ) from None
     if not isinstance(data, dict):
         raise PlannerInputError("calibration", f"{p} must be a mapping with {', '.join(PROFILE_KEYS)}")
     for k in data:
@@ -206,11 +256,13 @@ def load_profile(path: str | Path) -> tuple[Calibration, dict[str, Any]]:
     if not isinstance(constants, dict):
         raise PlannerInputError("calibration.constants", "must be a mapping of constant name -> value")
     known = [k for k in Calibration.model_fields if k != "name"]
-    for k in constants:
+    for k, v in constants.items():
         if k not in known:
             raise PlannerInputError(
                 f"calibration.constants.{k}", f"not a calibration constant; known: {', '.join(known)}"
             )
+        if isinstance(v, float) and not math.isfinite(v):
+            raise PlannerInputError(f"calibration.constants.{k}", f"must be a finite number, got {v}")
     metadata = data.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise PlannerInputError("calibration.metadata", "must be a mapping")
@@ -218,6 +270,7 @@ def load_profile(path: str | Path) -> tuple[Calibration, dict[str, Any]]:
         calib = Calibration(name=name, **constants)
     except ValidationError as e:
         raise pydantic_message("calibration.constants", e) from None
+    check_constants(calib)
     return calib, metadata
 
 

@@ -5,8 +5,8 @@ user's own measured steps on one cluster. Each row is predicted with the same co
 ``planner validate`` (:func:`planner.validate.row_scenario` and its per-row prediction), so a
 profile changes nothing but the constants.
 
-The fitted constants (:data:`BOUNDS`) are few, global and physical; each is searched only inside
-its plausible physical range:
+The fitted constants (:data:`planner.calibration.BOUNDS`, the one table profile loading also
+checks) are few, global and physical; each is searched only inside its plausible physical range:
 
 * ``gemm_mamf_fraction`` 0.60-1.00: framework GEMMs against the shape-searched best (MAMF); below
   0.6 a GEMM library is misconfigured, above 1 is impossible by definition.
@@ -54,39 +54,19 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from planner.calibration import DEFAULT, Calibration
+from planner.calibrate.report import ConstantFit, FitReport, RowError, format_fit
+from planner.calibration import BOUNDS, DEFAULT, Bound, Calibration
 from planner.errors import PlannerInputError
 from planner.pool import process_pool
-from planner.validate import Summary, _num, _predict, read_rows, row_scenario, summarize
+from planner.validate import _predict, read_rows, row_scenario, summarize
+from planner.validate.rows import measured_value
 
+__all__ = ["BOUNDS", "Bound", "ConstantFit", "Evaluator", "FitReport", "RowError", "calibrate_files",
+           "calibrate_rows", "coordinate_search", "format_fit", "load_rows"]  # fmt: skip
 
-@dataclass(frozen=True)
-class Bound:
-    """The physical range a constant is searched over, and why a flat objective may leave it unpinned."""
-
-    low: float
-    high: float
-    log: bool
-    hint: str  # what kind of rows would pin it down
-
-
-BOUNDS: dict[str, Bound] = {
-    "gemm_mamf_fraction": Bound(0.60, 1.00, False, "rows whose steps are dominated by GEMMs"),
-    "attention_fraction": Bound(0.20, 0.90, False, "rows with fused (flash) attention and long sequences"),
-    "hbm_efficiency": Bound(0.50, 0.95, False, "rows with many memory-bound kernels (small hidden sizes)"),
-    "ring_efficiency": Bound(0.50, 1.00, False, "rows with tensor parallelism inside a node"),
-    "nic_efficiency": Bound(0.30, 1.00, False, "rows whose data-parallel or pipeline traffic crosses nodes"),
-    "collective_launch_s": Bound(2e-6, 50e-6, True, "rows with many small collectives"),
-    "layer_host_s": Bound(0.0, 3e-3, False, "rows with small layers that leave the GPU waiting for the host"),
-}
-"""Constants :func:`calibrate_rows` fits, each with its search range (see the module doc)."""
 
 MIN_ROWS = 3
 ROWS_PER_CONSTANT = 4
@@ -173,69 +153,6 @@ def _objective(errors: Sequence[float]) -> float:
     a = sorted(abs(e) for e in errors)
     keep = a[: len(a) - int(TRIM * len(a))]
     return statistics.fmean(keep)
-
-
-class ConstantFit(BaseModel):
-    """One constant: its default, fitted value and range; or why it kept its default."""
-
-    name: str
-    default: float
-    value: float
-    low: float
-    high: float
-    fitted: bool
-    at_bound: bool = False
-    reason: str | None = None  # why it was not fitted ("not identifiable from these rows: ...")
-
-
-class RowError(BaseModel):
-    id: str
-    measured_step_time_s: float
-    before_error: float  # default calibration
-    after_error: float  # held out: predicted by a calibration fitted without this row
-
-
-class FitReport(BaseModel):
-    """What ``planner calibrate`` found: the constants, and the error before and after on held-out rows."""
-
-    name: str
-    accelerator: str
-    sources: list[str]
-    rows: int
-    validation: str  # "leave-one-out", "5-fold cross-validation" or "hold-out (N rows)"
-    constants: list[ConstantFit]
-    before: Summary  # default calibration on the evaluated rows
-    after: Summary  # fitted calibration on rows it did not see
-    in_sample: Summary  # the profile's calibration on all its training rows
-    held_out: list[RowError]
-    skipped: list[str]  # rows that could not be simulated, with the reason
-    warning: str | None = None  # when the fitted profile does worse than the default on held-out rows
-    predictions: int
-    wall_s: float
-
-    def calibration(self) -> Calibration:
-        return Calibration(name=self.name, **{c.name: c.value for c in self.constants})
-
-    def metadata(self) -> dict[str, Any]:
-        """The profile's metadata block."""
-
-        def s(x: Summary) -> dict[str, Any]:
-            return {"rows": x.rows, "median_abs_error": x.median_abs_error, "mean_abs_error": x.mean_abs_error,
-                    "max_abs_error": x.max_abs_error}  # fmt: skip
-
-        return {
-            "method": "planner calibrate (rows)",
-            "accelerator": self.accelerator,
-            "sources": self.sources,
-            "rows_used": self.rows,
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            "validation": self.validation,
-            "errors_before": s(self.before),
-            "errors_after": s(self.after),
-            "fitted": {c.name: c.value for c in self.constants if c.fitted},
-            **({"warning": self.warning} if self.warning else {}),
-            "kept": {c.name: c.reason for c in self.constants if not c.fitted},
-        }
 
 
 def coordinate_search(
@@ -350,12 +267,7 @@ def _check_rows(rows: list[tuple[dict[str, str], int, str]]) -> tuple[str, list[
     for r, line, f in rows:
         acc = (r.get("accelerator") or "").strip()
         accs.setdefault(acc, f"{Path(f).name} row {line} ({r.get('id', '?')})")
-        m = _num(r, "measured_step_time_s", line, float)
-        if m is None or m <= 0:
-            raise PlannerInputError(
-                f"row {line} ({r.get('id', '?')}) measured_step_time_s", "must be a positive number"
-            )
-        measured.append(m)
+        measured.append(measured_value(r, "measured_step_time_s", line, f))
         row_scenario(r, line)  # a bad value fails here, with its line
     if len(accs) > 1:
         seen = ", ".join(f"{a or '(blank)'} first at {w}" for a, w in accs.items())
@@ -498,42 +410,3 @@ def calibrate_rows(
 def calibrate_files(files: Sequence[str | Path], holdout: Sequence[str | Path] = (), **kwargs: Any) -> FitReport:
     """:func:`calibrate_rows` on the rows of CSV files (``holdout`` files: rows to report on only)."""
     return calibrate_rows(load_rows(files), holdout=load_rows(holdout) if holdout else None, **kwargs)
-
-
-def _pct(x: float | None) -> str:
-    return "    -  " if x is None else f"{100 * x:6.1f}%"
-
-
-def format_fit(rep: FitReport) -> str:
-    """The human-readable report of a fit."""
-    lines = [
-        f"calibration: {rep.name}  ({rep.accelerator}, {rep.rows} rows from {', '.join(Path(s).name for s in rep.sources)})",
-        "",
-        f"{'constant':22s} {'default':>10s} {'fitted':>10s}  range",
-    ]
-    for c in rep.constants:
-        val = f"{c.value:10.4g}" if c.fitted else f"{'(kept)':>10s}"
-        note = "  at the bound of its range" if c.at_bound else ""
-        lines.append(f"{c.name:22s} {c.default:10.4g} {val}  [{c.low:g}, {c.high:g}]{note}")
-    kept = [c for c in rep.constants if not c.fitted]
-    if kept:
-        lines.append("")
-        lines += [f"{c.name}: {c.reason}" for c in kept]
-    lines += [
-        "",
-        f"error |predicted/measured - 1| on rows the fit did not see ({rep.validation}):",
-        f"{'':28s} {'rows':>5s} {'median':>7s} {'mean':>7s} {'max':>7s}",
-        f"{'before (default calibration)':28s} {rep.before.rows:5d} {_pct(rep.before.median_abs_error)} "
-        f"{_pct(rep.before.mean_abs_error)} {_pct(rep.before.max_abs_error)}",
-        f"{'after (' + rep.name + ')':28s} {rep.after.rows:5d} {_pct(rep.after.median_abs_error)} "
-        f"{_pct(rep.after.mean_abs_error)} {_pct(rep.after.max_abs_error)}",
-        f"{'in-sample (all fitted rows)':28s} {rep.in_sample.rows:5d} {_pct(rep.in_sample.median_abs_error)} "
-        f"{_pct(rep.in_sample.mean_abs_error)} {_pct(rep.in_sample.max_abs_error)}",
-    ]
-    if rep.warning:
-        lines += ["", f"warning: {rep.warning}"]
-    if rep.skipped:
-        lines += ["", f"{len(rep.skipped)} row(s) could not be simulated and were left out:"]
-        lines += [f"  {s}" for s in rep.skipped]
-    lines += ["", f"{rep.predictions} predictions in {rep.wall_s:.1f} s"]
-    return "\n".join(lines)

@@ -50,7 +50,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from planner.calibration import DEFAULT, Calibration
+from planner.calibrate.collectives import comm_efficiencies
+from planner.calibration import BOUNDS, DEFAULT, Calibration
 from planner.errors import PlannerInputError
 
 ATTENTION_PATTERNS = ("flash", "fmha", "attention")
@@ -63,15 +64,6 @@ GEMM_LABELS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "sh
 GEMMs, the LM head)."""
 
 ATTENTION_LABELS = ("flash-attention",)
-
-DTYPE_BYTES = {"float": 4, "float32": 4, "half": 2, "float16": 2, "bfloat16": 2, "double": 8, "float64": 8,
-               "int": 4, "int32": 4, "long": 8, "int64": 8, "char": 1, "byte": 1, "uint8": 1, "int8": 1,
-               "float8_e4m3fn": 1, "float8_e5m2": 1}  # fmt: skip
-
-COLLECTIVES = {"allreduce": "all_reduce", "all_reduce": "all_reduce", "allgather": "all_gather",
-               "all_gather": "all_gather", "_allgather_base": "all_gather", "all_gather_into_tensor": "all_gather",
-               "reduce_scatter": "reduce_scatter", "reducescatter": "reduce_scatter",
-               "_reduce_scatter_base": "reduce_scatter", "reduce_scatter_tensor": "reduce_scatter"}  # fmt: skip
 
 HOST_BOUND_IDLE_FRACTION = 0.25
 """The compute stream must be idle (outside NCCL kernels) this share of its span for host time to be measured."""
@@ -117,16 +109,21 @@ def read_trace(path: str | Path) -> list[Kernel]:
     if not isinstance(events, list):
         raise PlannerInputError("trace", f"{p} has no traceEvents list (a PyTorch profiler / Chrome trace)")
     out: list[Kernel] = []
-    for e in events:
+    for i, e in enumerate(events):
         if not isinstance(e, dict) or e.get("ph") != "X" or str(e.get("cat", "")).lower() != "kernel":
             continue
         try:
             ts, dur = float(e["ts"]), float(e["dur"])
         except (KeyError, TypeError, ValueError):
             continue
+        name = str(e.get("name", ""))
+        if not (math.isfinite(ts) and math.isfinite(dur) and dur >= 0):  # would poison every sum it enters
+            raise PlannerInputError(
+                "trace", f"{p}: kernel event {i} ('{name[:60]}') has ts {e['ts']}, dur {e['dur']}; both must be "
+                "finite and the duration not negative (a corrupt or hand-edited trace)",
+            )  # fmt: skip
         args = e.get("args") if isinstance(e.get("args"), dict) else {}
         stream = str(args.get("stream", e.get("tid", "")))
-        name = str(e.get("name", ""))
         out.append(Kernel(name, kernel_kind(name), ts * 1e-6, dur * 1e-6, stream, args))
     if not out:
         raise PlannerInputError(
@@ -236,101 +233,6 @@ def model_seconds(model: Any, s: Any, cluster: Any, pipeline_rank: int = 0) -> t
     return gemm, attn, passes
 
 
-def _group(args: dict[str, Any], s: Any) -> tuple[Any, str] | None:
-    from planner.costs.collectives import Group
-
-    try:
-        n = int(args.get("Group size") or 0)
-    except (TypeError, ValueError):
-        return None
-    ranks = args.get("Process Group Ranks")
-    if isinstance(ranks, str):
-        try:
-            ranks = json.loads(ranks)
-        except json.JSONDecodeError:
-            ranks = None
-    if isinstance(ranks, list) and len(ranks) >= 2 and all(isinstance(r, int) for r in ranks):
-        return Group(len(ranks), ranks[1] - ranks[0]), "its Process Group Ranks"
-    if n <= 1:
-        return None
-    if n == s.tp:
-        return Group(n, 1), "Group size = tp"
-    if n == s.data_parallel * s.cp:
-        return Group(n, s.tp), "Group size = dp x cp"
-    if n == s.cp:
-        return Group(n, s.tp), "Group size = cp"
-    return None
-
-
-def _collective(args: dict[str, Any]) -> tuple[str, float] | None:
-    """(kind, full-buffer bytes) of an NCCL kernel's args, or None when they do not say."""
-    name = str(args.get("Collective name", "")).strip().lower()
-    kind = COLLECTIVES.get(name)
-    if kind is None:
-        return None
-    size = DTYPE_BYTES.get(str(args.get("dtype", "")).strip().lower().replace("torch.", ""))
-    try:
-        n_in = float(args.get("In msg nelems", 0) or 0)
-        n_out = float(args.get("Out msg nelems", 0) or 0)
-    except (TypeError, ValueError):
-        return None
-    if size is None:
-        return None
-    # planner's buffer: all-reduce the buffer; all-gather the gathered output; reduce-scatter the input
-    nelems = n_out if kind == "all_gather" else n_in
-    if nelems <= 0:
-        return None
-    return kind, nelems * size
-
-
-def _comm_efficiencies(kernels: list[Kernel], s: Any, cluster: Any) -> dict[str, tuple[float | None, str]]:
-    from planner.costs.collectives import CollectiveModel
-
-    nccl = [k for k in kernels if k.kind == "nccl"]
-    if not nccl:
-        return {
-            n: (None, "not derivable: the trace has no NCCL kernels") for n in ("ring_efficiency", "nic_efficiency")
-        }
-    sized = 0
-    acc: dict[str, list[float]] = {"ring_efficiency": [0.0, 0.0, 0], "nic_efficiency": [0.0, 0.0, 0]}  # type: ignore[dict-item]
-    models = {(n, e): CollectiveModel(cluster, DEFAULT.model_copy(update={n: e})) for n in acc for e in (1.0, 0.5)}
-    for k in nccl:
-        c = _collective(k.args)
-        g = _group(k.args, s)
-        if c is None or g is None:
-            continue
-        sized += 1
-        kind, nbytes = c
-        for n in acc:
-            one = models[(n, 1.0)].cost(kind, nbytes, g[0])  # type: ignore[arg-type]
-            half = models[(n, 0.5)].cost(kind, nbytes, g[0])  # type: ignore[arg-type]
-            if one.transfer_s <= 0 or abs(half.transfer_s / one.transfer_s - 2.0) > 1e-6:
-                continue  # another efficiency bounds this collective
-            if one.transfer_s < one.latency_s or k.dur_s <= one.latency_s:
-                continue  # latency-dominated: its duration says little about bandwidth
-            acc[n][0] += one.transfer_s
-            acc[n][1] += k.dur_s - one.latency_s
-            acc[n][2] += 1
-    out: dict[str, tuple[float | None, str]] = {}
-    for n, (ideal, meas, count) in acc.items():
-        if sized == 0:
-            out[n] = (None, f"not derivable: none of the {len(nccl)} NCCL kernels carries its message size "
-                            "(Collective name, In/Out msg nelems, dtype, Group size)")  # fmt: skip
-        elif count == 0:
-            where = "inside a node" if n == "ring_efficiency" else "across nodes"
-            out[n] = (
-                None,
-                f"not derivable: no bandwidth-bound collective {where} among the {sized} sized NCCL kernels",
-            )
-        else:
-            out[n] = (
-                ideal / meas,
-                f"model transfer seconds at efficiency 1 / measured seconds less latency, over {int(count)} "
-                f"bandwidth-bound NCCL kernel(s) ({ideal * 1e3:.3f} / {meas * 1e3:.3f} ms; a lower bound: includes peer skew)",
-            )
-    return out
-
-
 def calibrate_trace(
     path: str | Path,
     model: Any,
@@ -367,7 +269,7 @@ def calibrate_trace(
         g = w_gemm / t_gemm if t_gemm > 0 else math.inf
         how = (f"model GEMM seconds at 100 % ({w_gemm * 1e3:.3f} ms) / trace GEMM seconds less "
                f"{kinds['gemm'].kernels} x gemm_ramp_s ({t_gemm * 1e3:.3f} ms)")  # fmt: skip
-        consts["gemm_mamf_fraction"] = _checked(g, how, 1.0)
+        consts["gemm_mamf_fraction"] = _checked("gemm_mamf_fraction", g, how)
     g_used = consts["gemm_mamf_fraction"][0] or DEFAULT.gemm_mamf_fraction
     # ---- attention
     t_attn = kinds["attention"].seconds - kinds["attention"].kernels * ramp
@@ -382,7 +284,7 @@ def calibrate_trace(
         a = w_attn / (g_used * t_attn) if t_attn > 0 else math.inf
         how = (f"model attention seconds at 100 % ({w_attn * 1e3:.3f} ms) / (gemm_mamf_fraction {g_used:.4g} x "
                f"trace attention seconds less ramps, {t_attn * 1e3:.3f} ms)")  # fmt: skip
-        consts["attention_fraction"] = _checked(a, how, 1.0)
+        consts["attention_fraction"] = _checked("attention_fraction", a, how)
     # ---- host time per layer
     by_stream: dict[str, float] = {}
     for k in kernels:
@@ -409,12 +311,13 @@ def calibrate_trace(
     else:
         host = span / passes
         consts["layer_host_s"] = _checked(
+            "layer_host_s",
             host,
             f"compute-stream span {span * 1e3:.3f} ms (idle {100 * idle / span:.1f} %) / {passes} layer passes",
-            3e-3,
         )
     # ---- collectives
-    consts.update(_comm_efficiencies(kernels, s, cluster))
+    for n, (v, how) in comm_efficiencies(kernels, s, cluster).items():
+        consts[n] = (v, how) if v is None else _checked(n, v, how)
     for n in ("hbm_efficiency", "collective_launch_s"):
         consts[n] = (None, "not derivable from a trace: " + (
             "memory-bound kernels carry no byte counts" if n == "hbm_efficiency"
@@ -452,10 +355,13 @@ def calibrate_trace(
     )
 
 
-def _checked(value: float, how: str, high: float) -> tuple[float | None, str]:
-    if not (0 < value <= high) or math.isinf(value):
-        return None, (f"derived {value:.4g} lies outside (0, {high:g}]; kept the default: check the model and layout "
-                      f"flags and that the trace covers exactly one step ({how})")  # fmt: skip
+def _checked(name: str, value: float, how: str) -> tuple[float | None, str]:
+    """``value`` when it lies in the constant's physical range (:data:`planner.calibration.BOUNDS`, the
+    range a profile must respect), else None and why: a profile never holds what it could not load."""
+    b = BOUNDS[name]
+    if not (math.isfinite(value) and value > 0 and b.low <= value <= b.high):
+        return None, (f"derived {value:.4g} lies outside its physical range [{b.low:g}, {b.high:g}]; kept the default: "
+                      f"check the model and layout flags and that the trace covers exactly one step ({how})")  # fmt: skip
     return value, how
 
 
