@@ -14,7 +14,6 @@ accelerator and per direction unless the name says otherwise.
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -215,18 +214,10 @@ class Cluster(BaseModel):
 
 
 def specs_dir() -> Path:
-    """Where the catalog lives: $PLANNER_SPECS, else the installed package's copy, else the repository's.
-
-    The repository's top-level ``hardware_specs/`` is the one source; the wheel carries a copy as
-    ``planner/hardware_specs/`` (setup.py's build hook), which a non-editable install reads from any
-    folder. An editable install or a source checkout has no copy and reads the repository's folder.
-    """
+    """Where the catalog lives: $PLANNER_SPECS, else hardware_specs/ next to the package."""
     env = os.environ.get("PLANNER_SPECS")
     if env:
         return Path(env)
-    shipped = Path(str(importlib.resources.files("planner") / "hardware_specs"))
-    if (shipped / "accelerators.yaml").is_file():
-        return shipped
     return Path(__file__).resolve().parent.parent / "hardware_specs"
 
 
@@ -373,22 +364,11 @@ def default_hardware(
     return {"cluster": cluster, "instance": instance, "accelerator": accelerator, "gpus": gpus}
 
 
-def resolve_hardware(
-    *,
-    cluster: str | Cluster | None = None,
-    instance: str | None = None,
-    accelerator: str | None = None,
-    gpus: int | None = None,
-    gpus_per_node: int | None = None,
-    inter_node_gbps_per_gpu: float | None = None,
-) -> Cluster:
-    """:func:`resolve_cluster` after :func:`default_hardware`: what every face resolves the
-    user's (possibly empty) hardware choice with."""
-    return resolve_cluster(
-        **default_hardware(cluster=cluster, instance=instance, accelerator=accelerator, gpus=gpus),
-        gpus_per_node=gpus_per_node,
-        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
-    )
+def resolve_hardware(**choice: Any) -> Cluster:
+    """:func:`resolve_cluster` of the keywords ``choice`` (those of :func:`resolve_cluster`) after
+    :func:`default_hardware`: how every face resolves the user's, possibly empty, hardware choice."""
+    named = {k: choice.pop(k, None) for k in ("cluster", "instance", "accelerator", "gpus")}
+    return resolve_cluster(**default_hardware(**named), **choice)
 
 
 

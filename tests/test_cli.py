@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
+from planner.errors import PlannerInputError
 
 CONTRACT = [
     "simulate", "--model", "gpt3-175b", "--accelerator", "a100-sxm-80gb", "--gpus", "1024", "--tp", "8",
@@ -133,13 +134,133 @@ def test_instance_has_cost(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_default_scenario(capsys: pytest.CaptureFixture[str]) -> None:
-    """`planner simulate` alone is the README's first example (GPT-3 1.7B on 8 H100)."""
+    """`planner simulate` alone is the README's first example (GPT-3 1.7B on 8 H100 of a priced
+    p5.48xlarge): its first answer shows what a step costs, and the API gives the same."""
     rc, out, err = run_cli(["simulate", "--json"], capsys)
     assert rc == 0, err
     r = json.loads(out)
     assert r["scenario"]["model"]["name"] == "gpt3-1.7b"
     assert r["scenario"]["cluster"]["accelerator"] == "h100-sxm-80gb"
     assert r["scenario"]["cluster"]["num_gpus"] == 8
+    assert r["scenario"]["cluster"]["instance"] == "p5.48xlarge"
+    assert r["cost"]["usd_per_step"] > 0
+    import planner
+
+    api = planner.simulate()
+    assert api.step_time_s == r["step_time_s"] and api.cost.usd_per_step == r["cost"]["usd_per_step"]
+    rc, out, err = run_cli(["simulate"], capsys)
+    assert rc == 0 and "no price" not in out and re.search(r"\$\d+\.\d+/hour", out), out
+
+
+def test_bare_accelerator_still_works(capsys: pytest.CaptureFixture[str]) -> None:
+    """--accelerator without --gpus: the API's default count on the accelerator's own node, no price."""
+    rc, out, err = run_cli(["simulate", "--accelerator", "h100-sxm-80gb", "--json"], capsys)
+    assert rc == 0, err
+    c = json.loads(out)["scenario"]["cluster"]
+    assert c["num_gpus"] == 8 and c["instance"] is None
+
+
+def test_api_errors_name_fields_not_flags() -> None:
+    """The Python API's hardware errors name its keywords (gpus), not the CLI's flags (--gpus)."""
+    from planner.hardware import resolve_cluster
+
+    for kw in ({"instance": "p5.48xlarge"}, {"accelerator": "h100-sxm-80gb"}, {}):
+        with pytest.raises(PlannerInputError) as e:
+            resolve_cluster(gpus=None, **kw)
+        assert "--" not in str(e.value), e.value
+
+
+def test_search_defaults_come_from_the_api(capsys: pytest.CaptureFixture[str]) -> None:
+    """`planner search` without hardware runs on the default instance (it used to refuse although its
+    help named a default) and tries down to a quarter of the GPUs, as planner.search.search does."""
+    rc, out, err = run_cli(["search", "--top", "1", "--json"], capsys)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["hardware"].startswith("p5.48xlarge") and r["gpus"] == 8
+    assert r["gpu_counts"] == [8, 4, 2]
+    rc, out, err = run_cli(["search", "--gpus", "8", "--min-gpus", "16"], capsys)
+    assert rc == 2 and err.startswith("planner: error: min_gpus:") and "--" not in err.split(":", 2)[2]
+
+
+def test_recommendation_search_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """A recommendation model searches with the model's own batch and a quarter of the GPUs, on the
+    default hardware, with no branch on the kind in the CLI (planner.search.dispatch)."""
+    rc, out, err = run_cli(["search", "--model", "dlrm-criteo-1tb", "--top", "2", "--json"], capsys)
+    assert rc == 0, err
+    r = json.loads(out)
+    assert r["global_batch"] == 65536 and r["gpu_counts"] == [8, 4, 2] and r["hardware"] == "p5.48xlarge"
+    rc, out, err = run_cli(["search", "--model", "dlrm-criteo-1tb", "--tokens", "1e9"], capsys)
+    assert rc == 2 and err.startswith("planner: error: tokens:"), err
+
+
+def test_compare_recommendation_model_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, err = run_cli(["compare", "--model", "dlrm-criteo-1tb", "--instances", "p5.48xlarge"], capsys)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert "unknown id" not in err and "recsys model" in err and "transformer" in err
+
+
+# --------------------------------------------------------------------- outputs never over an input
+
+
+def _same_file_cases(tmp_path: Path) -> list[tuple[list[str], Path, str]]:
+    """(argv, the input that argv names as its output too, the flag the error must name)."""
+    model = tmp_path / "m.yaml"
+    model.write_text("num_layers: 4\nhidden_size: 1024\nnum_heads: 16\n")
+    runs = tmp_path / "runs.csv"
+    runs.write_text("id,measured_step_time_s\n1,2.0\n")  # refused before it is read
+    trace = tmp_path / "t.json"
+    trace.write_text('{"traceEvents": []}')
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("base: {model: gpt3-1.7b}\naxes: {gpus: [8]}\n")
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\nconstants: {}\n")
+    (tmp_path / "alias.csv").symlink_to(runs)
+    return [
+        (["simulate", "--model", str(model), "--trace", str(model)], model, "trace"),
+        (["simulate", "--calibration", str(profile), "--trace", str(profile)], profile, "trace"),
+        (["validate", str(runs), "--markdown", str(runs)], runs, "markdown"),
+        (["validate", str(runs), "--markdown", str(tmp_path / "alias.csv")], runs, "markdown"),
+        (["calibrate", str(runs), "--out", str(runs)], runs, "out"),
+        (["calibrate", "--trace", str(trace), "--out", str(trace)], trace, "out"),
+        (["calibrate", "--trace", str(trace), "--model", str(model), "--out", str(model)], model, "out"),
+        (["sweep", str(spec), "--out", str(spec)], spec, "out"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_output_over_an_input_is_refused(case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 16 item 2: each of these used to overwrite the user's input and exit 0."""
+    argv, victim, flag = _same_file_cases(tmp_path)[case]
+    before = victim.read_bytes()
+    rc, out, err = run_cli(argv, capsys)
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"planner: error: {flag}: "), err
+    assert "is one of the inputs" in lines[0]
+    assert victim.read_bytes() == before
+
+
+def test_trace_is_written_whole(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The trace replaces an older one atomically: valid JSON, no temporary file left beside it."""
+    t = tmp_path / "t.json"
+    t.write_text("stale")
+    rc, out, err = run_cli([*A100_8, "--trace", str(t)], capsys)
+    assert rc == 0, err
+    assert json.loads(t.read_text())["traceEvents"]
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def test_catalog_text_fits_100_columns(capsys: pytest.CaptureFixture[str]) -> None:
+    """Long descriptions are cut with an ellipsis in the text; --json keeps them whole."""
+    rc, out, err = run_cli(["catalog"], capsys)
+    assert rc == 0, err
+    assert max(len(line) for line in out.splitlines()) <= 100
+    rc, text, err = run_cli(["catalog", "clusters"], capsys)
+    rc, js, err = run_cli(["catalog", "clusters", "--json"], capsys)
+    longest = max(json.loads(js)["clusters"], key=lambda c: len(c["description"]))
+    assert len(longest["description"]) > 100
+    line = next(x for x in text.splitlines() if x.split()[:1] == [longest["id"]])
+    assert line.endswith("\u2026") and len(line) <= 100
 
 
 def test_catalog_text(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,9 @@ WIDTH = 100
 MIN_COL = 12
 """Narrowest a column is cut to when a table is too wide (its header stays whole)."""
 
+SHORT_HEADERS = {"memory_bandwidth_gb_s": "hbm_gb_s"}
+"""Text headers for JSON keys too long for a table line (the JSON keeps the keys)."""
+
 
 def _tables(what: str | None) -> dict[str, list[dict[str, Any]]]:
     """The rows of each catalog table asked for (all when ``what`` is None)."""
@@ -115,8 +118,8 @@ def format_table(name: str, rows: list[dict[str, Any]]) -> str:
     """One catalog table as text: a title with the row count, a header, one line per row."""
     lines = [f"{name} ({len(rows)})"]
     if rows:
-        cols = list(rows[0])
-        cells = [{k: _fmt(r[k]) for k in cols} for r in rows]
+        cols = [SHORT_HEADERS.get(k, k) for k in rows[0]]
+        cells = [{SHORT_HEADERS.get(k, k): _fmt(v) for k, v in r.items()} for r in rows]
         widths = _widths(cells, cols)
         lines.append(("  " + "  ".join(k.ljust(widths[k]) for k in cols)).rstrip())
         lines += [("  " + "  ".join(_cut(c[k], widths[k]).ljust(widths[k]) for k in cols)).rstrip() for c in cells]

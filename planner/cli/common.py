@@ -301,3 +301,13 @@ def model_file(ref: str | None) -> str | None:
 def given(a: argparse.Namespace, *names: str) -> dict[str, Any]:
     """The flags among ``names`` the user gave, as keywords: the ones left out take the API's default."""
     return {k: getattr(a, k) for k in names if getattr(a, k, None) is not None}
+
+
+def search_kwargs(a: argparse.Namespace) -> dict[str, Any]:
+    """The keywords search and compare share: whole-run model, workers, progress, calibration."""
+    return {"goodput": goodput_model(a), "workers": a.workers, "progress": not a.json, "calibration": calibration(a)}
+
+
+def print_with_calibration(r: Any, a: argparse.Namespace, text: str) -> None:
+    """A search or compare result as JSON, or its ``text`` report, each naming the calibration."""
+    print(with_calibration(r, a) if a.json else text + f"\ncalibration: {calibration_name(a)}")

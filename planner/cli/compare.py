@@ -10,13 +10,11 @@ from planner.cli.common import (
     add_json_arg,
     add_model_arg,
     add_run_args,
-    calibration,
-    calibration_name,
     given,
-    goodput_model,
     positive_float,
     positive_int,
-    with_calibration,
+    print_with_calibration,
+    search_kwargs,
 )
 
 
@@ -35,13 +33,10 @@ def run(a: argparse.Namespace) -> int:
         budget_usd=a.budget_usd,
         global_batch=a.global_batch,
         seq_len=a.seq_len,
-        goodput=goodput_model(a),
-        workers=a.workers,
-        progress=not a.json,
-        calibration=calibration(a),
+        **search_kwargs(a),
         **given(a, "max_gpus", "objective"),
     )
-    print(with_calibration(r, a) if a.json else format_compare(r) + f"\ncalibration: {calibration_name(a)}")
+    print_with_calibration(r, a, format_compare(r))
     return 0
 
 

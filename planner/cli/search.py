@@ -12,14 +12,12 @@ from planner.cli.common import (
     add_json_arg,
     add_model_arg,
     add_run_args,
-    calibration,
-    calibration_name,
     given,
-    goodput_model,
     hardware_kwargs,
     positive_float,
     positive_int,
-    with_calibration,
+    print_with_calibration,
+    search_kwargs,
 )
 
 
@@ -34,17 +32,14 @@ def run(a: argparse.Namespace) -> int:
         global_batch=a.global_batch,
         min_gpus=a.min_gpus,
         tokens=a.tokens,
-        goodput=goodput_model(a),
-        workers=a.workers,
-        progress=not a.json,
-        calibration=calibration(a),
+        **search_kwargs(a),
         **hardware_kwargs(a),
         **given(a, "objective", "top"),
     )
     if not isinstance(r, SearchResult):  # the recommendation search's result names no calibration
         print(r.model_dump_json(indent=2) if a.json else format_any_search(r))
         return 0
-    print(with_calibration(r, a) if a.json else format_any_search(r) + f"\ncalibration: {calibration_name(a)}")
+    print_with_calibration(r, a, format_any_search(r))
     return 0
 
 

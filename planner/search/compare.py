@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster, catalog, resolve_cluster
+from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
 from planner.search.goodput import GoodputModel, run_plan
@@ -34,7 +35,6 @@ from planner.search.search import (
 )
 from planner.search.types import OBJECTIVES, CompareResult, CompareRow, Objective, RunPlan, SearchSpace
 from planner.transformer.estimate import AnalyticalEstimator
-from planner.registry import load_model
 from planner.transformer.spec import TransformerSpec
 
 
