@@ -13,6 +13,7 @@ import pytest
 
 from planner.cli import main
 from planner.errors import PlannerInputError
+from planner.hardware import catalog
 
 CONTRACT = [
     "simulate", "--model", "gpt3-175b", "--accelerator", "a100-sxm-80gb", "--gpus", "1024", "--tp", "8",
@@ -123,11 +124,14 @@ def test_instance_has_cost(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 0, err
     r = json.loads(out)
     c = r["cost"]
-    assert c["usd_per_hour"] is not None and c["usd_per_hour"] > 0
-    assert c["usd_per_step"] == pytest.approx(c["usd_per_hour"] * r["step_time_s"] / 3600, rel=1e-9)
-    tokens = r["scenario"]["strategy"]["global_batch"] * r["scenario"]["model"]["seq_len"]
-    assert c["usd_per_million_tokens"] == pytest.approx(c["usd_per_step"] / tokens * 1e6, rel=1e-9)
-    assert c["usd_per_hour"] == pytest.approx(c["usd_per_gpu_hour"] * 16, rel=1e-9)
+    # by hand: 16 GPUs are two p5.48xlarge nodes at the catalog's on-demand price per node
+    cluster_usd_per_hour = 2 * catalog().instances["p5.48xlarge"].usd_per_hour
+    assert c["usd_per_hour"] == pytest.approx(cluster_usd_per_hour, rel=1e-9)
+    assert c["usd_per_gpu_hour"] == pytest.approx(cluster_usd_per_hour / 16, rel=1e-9)
+    assert c["usd_per_step"] == pytest.approx(cluster_usd_per_hour * r["step_time_s"] / 3600, rel=1e-9)
+    tokens = r["scenario"]["strategy"]["global_batch"] * 2048  # gpt3-1.7b: 2,048-token sequences
+    usd_per_million_tokens = cluster_usd_per_hour * r["step_time_s"] / 3600 / tokens * 1e6
+    assert c["usd_per_million_tokens"] == pytest.approx(usd_per_million_tokens, rel=1e-9)
     assert c["price_source"] and c["price_date"]
     assert r["scenario"]["cluster"]["instance"] == "p5.48xlarge"
     assert r["scenario"]["cluster"]["nodes"] == 2
