@@ -74,14 +74,27 @@ class SweepSpec(BaseModel):
             return 1
         return min(lens) if self.mode == "zip" else math.prod(lens)
 
-    def points(self) -> Iterator[dict[str, Any]]:
-        """Every point's inputs, in order (base, then the axes' values), one at a time."""
-        names = list(self.axes)
-        lists = [self.axes[n] for n in names]
-        combos: Iterable[tuple[Any, ...]] = (
-            zip(*lists, strict=True) if self.mode == "zip" else itertools.product(*lists)
-        )
-        return ({**self.base, **dict(zip(names, c, strict=True))} for c in combos)
+    def points(self) -> Points:
+        """Every point's inputs, in order (base, then the axes' values), lazily: ``len()`` counts
+        them and iterating yields one at a time; no list of them is ever built."""
+        return Points(self)
+
+
+class Points:
+    """A spec's points, never expanded: ``len()`` is :meth:`SweepSpec.count`; iteration streams them."""
+
+    def __init__(self, spec: SweepSpec) -> None:
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return self.spec.count()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        s = self.spec
+        names = list(s.axes)
+        lists = [s.axes[n] for n in names]
+        combos: Iterable[tuple[Any, ...]] = zip(*lists, strict=True) if s.mode == "zip" else itertools.product(*lists)
+        return ({**s.base, **dict(zip(names, c, strict=True))} for c in combos)
 
 
 def check_count(spec: SweepSpec, max_points: int | None) -> int:
