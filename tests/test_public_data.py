@@ -16,8 +16,17 @@ from planner.validate.rows import schema_of
 
 VALIDATION = Path(__file__).resolve().parents[1] / "validation"
 FILES = sorted(VALIDATION.glob("*.csv"))
-KEEP_APART = ("mlperf training v3", "mlperf training v4", "mlperf training v5", "megascale", "llm-foundry",
-              "llmfoundry", "performance-summary", "performance_summary", "megatron-bridge")
+KEEP_APART = (
+    "mlperf training v3",
+    "mlperf training v4",
+    "mlperf training v5",
+    "megascale",
+    "llm-foundry",
+    "llmfoundry",
+    "performance-summary",
+    "performance_summary",
+    "megatron-bridge",
+)
 """Sources whose rows must stay out (lower-case substrings of the ``source`` column)."""
 
 
@@ -46,8 +55,15 @@ def test_rows_are_sourced_and_measured(path: Path) -> None:
 def test_famous_runs_cover_the_acceptance_list() -> None:
     rows = read_rows(VALIDATION / "famous_runs.csv")
     gpus = {(r["model"].split()[0].lower(), int(r["num_gpus"])) for r in rows}
-    for want in [("llama", 8192), ("llama", 16384), ("nemotron-4", 6144), ("deepseek-v3", 2048),
-                 ("opt-175b", 992), ("bloom-176b", 384), ("gpt", 1536)]:
+    for want in [
+        ("llama", 8192),
+        ("llama", 16384),
+        ("nemotron-4", 6144),
+        ("deepseek-v3", 2048),
+        ("opt-175b", 992),
+        ("bloom-176b", 384),
+        ("gpt", 1536),
+    ]:
         assert want in gpus, want
 
 
