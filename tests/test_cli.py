@@ -228,10 +228,11 @@ def _same_file_cases(tmp_path: Path) -> list[tuple[list[str], Path, str]]:
         (["calibrate", "--trace", str(trace), "--out", str(trace)], trace, "out"),
         (["calibrate", "--trace", str(trace), "--model", str(model), "--out", str(model)], model, "out"),
         (["sweep", str(spec), "--out", str(spec)], spec, "out"),
+        (["simulate", "--cluster", str(profile), "--trace", str(profile)], profile, "trace"),
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(9))
 def test_output_over_an_input_is_refused(case: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 16 item 2: each of these used to overwrite the user's input and exit 0."""
     argv, victim, flag = _same_file_cases(tmp_path)[case]

@@ -37,7 +37,9 @@ def _from_trace(a: argparse.Namespace, name: str) -> int:
 
 def run(a: argparse.Namespace) -> int:
     """Fit (from CSV rows or a trace) and write the profile, never over one of the inputs."""
-    refuse_input_as_output("--out", a.out, [*a.file, *(a.holdout or ()), a.trace, model_file(a.model)])
+    refuse_input_as_output(
+        "--out", a.out, [*a.file, *(a.holdout or ()), a.trace, model_file(a.model), model_file(a.cluster)]
+    )
     name = a.name or Path(a.out).stem
     if a.trace:
         if a.file:

@@ -292,7 +292,7 @@ def refuse_input_as_output(flag: str, out: str | None, inputs: list[str | None])
 
 
 def model_file(ref: str | None) -> str | None:
-    """``ref`` when it names a file (a model YAML the user owns), else None (a preset)."""
+    """``ref`` when it names a file (a model or cluster YAML the user owns), else None (a catalog id)."""
     from planner.registry import is_file_ref
 
     return ref if ref and is_file_ref(ref) else None

@@ -28,7 +28,7 @@ def run(a: argparse.Namespace) -> int:
     from planner.registry import family_of_result
     from planner.simulate import simulate
 
-    refuse_input_as_output("--trace", a.trace, [model_file(a.model), a.calibration])
+    refuse_input_as_output("--trace", a.trace, [model_file(a.model), model_file(a.cluster), a.calibration])
     extra = {"sharding": a.sharding} if getattr(a, "sharding", None) else {}
     extra.update(energy_kwargs(a))
     r = simulate(
