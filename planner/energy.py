@@ -102,9 +102,9 @@ SOURCES = {
 
 
 class Site(BaseModel):
-    """Where the cluster runs: facility overhead, grid carbon intensity, electricity price."""
+    """Where the cluster runs: facility overhead, grid carbon intensity, electricity price (finite)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     pue: float = Field(default=DEFAULT_PUE, ge=1.0, description="facility power / IT power (>= 1)")
     grid_gco2_per_kwh: float = Field(
@@ -115,8 +115,8 @@ class Site(BaseModel):
 
 DEFAULT_SITE = Site()
 
-_RULES = {"pue": "must be >= 1 (facility power / IT power)", "grid_gco2_per_kwh": "must be >= 0",
-          "usd_per_kwh": "must be >= 0"}  # fmt: skip
+_RULES = {"pue": "must be a finite number >= 1 (facility power / IT power)",
+          "grid_gco2_per_kwh": "must be a finite number >= 0", "usd_per_kwh": "must be a finite number >= 0"}  # fmt: skip
 
 
 def make_site(
@@ -143,7 +143,7 @@ def make_site(
 class PowerModel(BaseModel):
     """The global constants of the power model (defaults: the sourced block above)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     idle_fraction_of_max: float = Field(default=IDLE_FRACTION_OF_MAX, ge=0, le=1)
     busy_activity: float = Field(default=BUSY_ACTIVITY, ge=0, le=1)

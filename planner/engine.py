@@ -14,15 +14,23 @@ family) produces a ``networkx.DiGraph`` whose nodes carry:
 ``kind``     a category for the report (compute, tp_comm, pp_comm, dp_comm, ...).
 
 Edges are finish-to-start dependencies. :func:`play` returns the start and end of every task.
+Every ``duration``, ``latency`` and ``transfer`` must be a finite number >= 0: a NaN or infinite
+one would never let simulated time pass its event (the processor-sharing link never drains), so
+:func:`play` refuses it up front with one line naming the task instead of looping.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import simpy
+
+from planner.errors import PlannerInputError
+
+TIMED_FIELDS = ("duration", "latency", "transfer")
 
 
 @dataclass
@@ -95,6 +103,18 @@ class DeadlockError(RuntimeError):
     """The graph could not finish: a cycle, or stream orders that contradict its edges."""
 
 
+def check_times(nodes: list[Any], attrs: list[dict[str, Any]]) -> None:
+    """Refuse a task whose duration, latency or transfer is not a finite number >= 0 (see the module)."""
+    for node, a in zip(nodes, attrs, strict=True):
+        for name in TIMED_FIELDS:
+            x = a.get(name)
+            if x is not None and not (math.isfinite(x) and x >= 0):
+                raise PlannerInputError(
+                    f"task {a.get('label', node)}",
+                    f"{name} must be a finite number of seconds >= 0, got {x} (a non-finite or negative input figure)",
+                )
+
+
 def play(graph: nx.DiGraph) -> Timeline:
     """Simulate ``graph`` and return when each task started and ended."""
     env = simpy.Environment()
@@ -102,6 +122,7 @@ def play(graph: nx.DiGraph) -> Timeline:
     index = {n: i for i, n in enumerate(nodes)}
     count = len(nodes)
     attrs = [graph.nodes[n] for n in nodes]
+    check_times(nodes, attrs)
     waiting = [graph.in_degree(n) for n in nodes]
     succ = [[index[s] for s in graph.successors(n)] for n in nodes]
     ready_ev: list[simpy.Event | None] = [None] * count

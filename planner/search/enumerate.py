@@ -127,7 +127,7 @@ def rule_key(e: PlannerInputError) -> str:
     if e.field == "global_batch":
         if "interleaved" in rule:
             return "global_batch: interleaving needs micro-batches per replica to be a multiple of pp"
-        if "passes" in rule:
+        if "passes" in rule or "simulated tasks" in rule:
             return "global_batch: too many micro-batches x stages for one simulated step"
         return "global_batch: not a multiple of dp*micro_batch"
     generic = {

@@ -74,9 +74,19 @@ def default_min_gpus(gpus: int, min_gpus: int | None) -> int:
 
 
 def default_global_batch(model: TransformerSpec, gpus: int) -> int:
-    """About 4M tokens per step, rounded to a power of two sequences, then up to a multiple of the GPUs."""
+    """The one default batch of search and compare: about 4M tokens per step (within 2x).
+
+    The target is the power of two of sequences nearest 4M / seq_len. Up to that many GPUs it is
+    rounded up to a multiple of the GPU count (every data-parallel degree divides it). Past it, the
+    batch stays near the target: a power of two times the GPU count's odd factor (so the layouts
+    whose data-parallel degree divides it remain), never one sequence per GPU (at 100,000 GPUs and
+    2,048-token sequences that was 205M tokens).
+    """
     target = 2 ** round(math.log2(max(1.0, TOKENS_PER_STEP_DEFAULT / model.seq_len)))
-    return max(1, math.ceil(target / gpus)) * gpus
+    if gpus <= target:
+        return math.ceil(target / gpus) * gpus
+    odd = gpus >> ((gpus & -gpus).bit_length() - 1)  # the GPU count without its factors of two
+    return 2 ** max(0, round(math.log2(target / odd))) * odd
 
 
 def resize(cluster: Cluster, gpus: int) -> Cluster:

@@ -22,31 +22,41 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from planner.errors import PlannerInputError, pydantic_message, unknown_id
 
+MAX_LAYERS = 10_000
+"""Largest num_layers accepted (the largest published models have ~130; the step graph and the
+memory model grow with layers, so a typo of a billion would otherwise run without bound)."""
+MAX_WIDTH = 2**24
+"""Largest hidden, FFN, head and vocabulary size accepted (16.7 M; keeps FLOP counts far inside floats)."""
+MAX_COUNT = 2**16
+"""Largest count of heads, experts or shared experts accepted."""
+MAX_SEQ_LEN = 2**24
+"""Largest sequence length accepted (16.7 M tokens)."""
+
 
 class TransformerSpec(BaseModel):
     """A decoder-only transformer (dense or mixture-of-experts)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["transformer"] = "transformer"
     name: str = "custom"
-    num_layers: int = Field(gt=0)
-    hidden_size: int = Field(gt=0)
-    num_heads: int = Field(gt=0)
-    num_kv_heads: int | None = Field(default=None, gt=0, description="GQA/MQA; default = num_heads")
-    ffn_hidden_size: int | None = Field(default=None, gt=0, description="default 4 * hidden_size")
-    vocab_size: int = Field(default=50257, gt=0)
-    seq_len: int = Field(default=2048, gt=0)
+    num_layers: int = Field(gt=0, le=MAX_LAYERS)
+    hidden_size: int = Field(gt=0, le=MAX_WIDTH)
+    num_heads: int = Field(gt=0, le=MAX_COUNT)
+    num_kv_heads: int | None = Field(default=None, gt=0, le=MAX_COUNT, description="GQA/MQA; default = num_heads")
+    ffn_hidden_size: int | None = Field(default=None, gt=0, le=MAX_WIDTH, description="default 4 * hidden_size")
+    vocab_size: int = Field(default=50257, gt=0, le=MAX_WIDTH)
+    seq_len: int = Field(default=2048, gt=0, le=MAX_SEQ_LEN)
     mlp: Literal["gelu", "swiglu"] = "gelu"
     tied_embeddings: bool = False
     learned_position_embeddings: bool = Field(default=False, description="GPT-2/3 style")
     bias: bool = Field(default=False, description="linear layers carry biases (GPT-2/3)")
-    num_experts: int = Field(default=1, gt=0, description="1 = dense")
-    top_k: int = Field(default=1, gt=0)
-    moe_ffn_hidden_size: int | None = Field(default=None, gt=0)
-    shared_experts: int = Field(default=0, ge=0)
+    num_experts: int = Field(default=1, gt=0, le=MAX_COUNT, description="1 = dense")
+    top_k: int = Field(default=1, gt=0, le=MAX_COUNT)
+    moe_ffn_hidden_size: int | None = Field(default=None, gt=0, le=MAX_WIDTH)
+    shared_experts: int = Field(default=0, ge=0, le=MAX_COUNT)
     head_dim: int | None = Field(
-        default=None, gt=0, description="per attention head; default hidden_size / num_heads (Qwen3: 128)"
+        default=None, gt=0, le=MAX_WIDTH, description="per attention head; default hidden_size / num_heads (Qwen3: 128)"
     )
     first_dense_layers: int = Field(
         default=0, ge=0, description="MoE models: the first layers are dense with ffn_hidden_size (DeepSeek-V3: 3)"

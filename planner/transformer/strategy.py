@@ -27,7 +27,21 @@ SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe")
 PRECISION_CHOICES = ("bf16", "fp16", "fp8", "tf32", "fp32")
 
 MAX_PASSES = 1_000_000
-"""Upper bound on micro-batches x virtual stages in one simulated step (keeps a step under ~1 min)."""
+"""Upper bound on micro-batches x virtual stages in one simulated step."""
+
+MAX_GRAPH_TASKS = 250_000
+"""Upper bound on the tasks of one step's graph, checked before it is built (~0.1-0.3 ms a task to
+build and play, so a step stays within about a minute and its memory within a few GiB)."""
+
+
+def graph_tasks_bound(s: Strategy, model: TransformerSpec, micro_batches: int) -> int:
+    """An upper estimate of the tasks in a step's graph (counted on the builder's output: a pipeline
+    rank issues at most ~5 tasks per pass (compute, sends, receives, weight-gradient) and ~2 per
+    layer (gradient buckets); FSDP gathers and reduces every layer for every micro-batch)."""
+    layers = model.num_layers
+    if s.zero_stage == 3:
+        return 6 * micro_batches * layers + 2 * layers + 16
+    return s.pp * (5 * micro_batches * s.vpp + 16) + 2 * layers
 
 
 class Strategy(BaseModel):
@@ -38,7 +52,7 @@ class Strategy(BaseModel):
     a user of that framework gets.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     tp: int = Field(default=1, ge=1, description="tensor-parallel degree")
     pp: int = Field(default=1, ge=1, description="pipeline-parallel degree")
@@ -118,6 +132,17 @@ def _check_moe_options(s: Strategy, model: TransformerSpec) -> None:
             )
         if s.moe_shared_expert_overlap and not model.shared_experts:
             raise PlannerInputError("moe_shared_expert_overlap", f"{model.name} has no shared experts")
+        most_cf = model.num_experts / model.top_k  # an expert's capacity is then every token of the batch
+        if s.moe_capacity_factor is not None and s.moe_capacity_factor > most_cf:
+            raise PlannerInputError(
+                "moe_capacity_factor",
+                f"{s.moe_capacity_factor:g} is more than num_experts/top_k = {most_cf:g}, where one expert"
+                " already takes every token",
+            )
+        if s.moe_imbalance > s.ep:
+            raise PlannerInputError(
+                "moe_imbalance", f"{s.moe_imbalance:g} is more than ep = {s.ep}, where one rank gets every token"
+            )
         return
     if s.moe_capacity_factor is not None:
         raise PlannerInputError("moe_capacity_factor", f"{model.name} is dense (num_experts 1): no experts to cap")
@@ -205,6 +230,14 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             "global_batch",
             f"{m} micro-batches per replica x {s.pp * s.vpp} stages is more than one simulated step holds"
             f" ({MAX_PASSES:,} passes); use a larger micro-batch",
+        )
+    tasks = graph_tasks_bound(s, model, m)
+    if tasks > MAX_GRAPH_TASKS:
+        raise PlannerInputError(
+            "global_batch",
+            f"one step of this layout is ~{tasks:,} simulated tasks ({m:,} micro-batches per replica, pp {s.pp},"
+            f" vpp {s.vpp}, {model.num_layers:,} layers), more than the {MAX_GRAPH_TASKS:,} a step may hold;"
+            " use a larger micro-batch or a smaller global batch",
         )
     if schedule == "dualpipe" and (m % 2 or m < 2 * s.pp):
         raise PlannerInputError(
