@@ -14,7 +14,6 @@ accelerator and per direction unless the name says otherwise.
 from __future__ import annotations
 
 import functools
-import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -41,8 +40,7 @@ the CUDA context alone is 0.3-0.6 GiB on A100/H100); see docs/model.md."""
 
 
 class _Spec(BaseModel):
-    # allow_inf_nan=False: every figure is a finite number (a NaN bandwidth would stall the engine)
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Accelerator(_Spec):
@@ -181,7 +179,7 @@ class ClusterSpec(_Spec):
 class Cluster(BaseModel):
     """The resolved cluster a scenario runs on: what the simulator and the report use."""
 
-    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(frozen=True)
 
     name: str
     accelerator: Accelerator
@@ -341,38 +339,6 @@ def catalog() -> Catalog:
 
 # --------------------------------------------------------------------------------- resolution
 
-DEFAULT_INSTANCE = "p5.48xlarge"
-"""The hardware when none is named: one AWS node of 8 H100 SXM with an on-demand price, so the
-default example's first answer shows what a step costs (every face: CLI, app, API)."""
-
-DEFAULT_GPUS = 8
-"""The GPU count on an instance or an accelerator when none is given (one 8-GPU node)."""
-
-
-def default_hardware(
-    *,
-    cluster: str | Cluster | None = None,
-    instance: str | None = None,
-    accelerator: str | None = None,
-    gpus: int | None = None,
-) -> dict[str, Any]:
-    """The user's hardware choice with planner's defaults filled in: no hardware named ->
-    :data:`DEFAULT_INSTANCE`; an instance or an accelerator without ``gpus`` ->
-    :data:`DEFAULT_GPUS` (a cluster keeps its own count). Keywords for :func:`resolve_cluster`."""
-    if not (cluster or instance or accelerator):
-        instance = DEFAULT_INSTANCE
-    if gpus is None and not cluster:
-        gpus = DEFAULT_GPUS
-    return {"cluster": cluster, "instance": instance, "accelerator": accelerator, "gpus": gpus}
-
-
-def resolve_hardware(**choice: Any) -> Cluster:
-    """:func:`resolve_cluster` of the keywords ``choice`` (those of :func:`resolve_cluster`) after
-    :func:`default_hardware`: how every face resolves the user's, possibly empty, hardware choice."""
-    named = {k: choice.pop(k, None) for k in ("cluster", "instance", "accelerator", "gpus")}
-    return resolve_cluster(**default_hardware(**named), **choice)
-
-
 
 def resolve_cluster(
     *,
@@ -470,8 +436,8 @@ def override_node(node: NodeType, gpus_per_node: int | None, inter_node_gbps_per
         upd["gpus_per_node"] = g
         upd["scale_up"] = node.scale_up.model_copy(update={"domain_size": min(node.scale_up.domain_size, g)})
     per_gpu = node.scale_out_gbps_per_gpu if inter_node_gbps_per_gpu is None else inter_node_gbps_per_gpu
-    if inter_node_gbps_per_gpu is not None and not 0 < inter_node_gbps_per_gpu < math.inf:  # NaN fails too
-        raise PlannerInputError("inter_node_gbps_per_gpu", f"must be a finite number > 0, got {inter_node_gbps_per_gpu}")
+    if inter_node_gbps_per_gpu is not None and inter_node_gbps_per_gpu <= 0:
+        raise PlannerInputError("inter_node_gbps_per_gpu", f"must be > 0, got {inter_node_gbps_per_gpu}")
     # Keep the per-GPU scale-out bandwidth (one NIC per GPU, each per_gpu Gb/s).
     upd["scale_out"] = node.scale_out.model_copy(update={"nics_per_node": g, "nic_gbps": per_gpu})
     return node.model_copy(update=upd)

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from planner.calibration import DEFAULT, Calibration
+from planner.defaults import resolve_hardware
 from planner.energy import Site, estimate_energy, make_site
 from planner.engine import play
 from planner.errors import PlannerInputError
-from planner.hardware import Cluster, resolve_hardware
+from planner.hardware import Cluster
 from planner.registry import family, family_of, load_model
 from planner.transformer.result import StepResult
 from planner.transformer.spec import TransformerSpec
@@ -67,7 +68,7 @@ def simulate(
     table|row|column|data|auto, ``placement``, ``host_memory_gib`` and return a
     :class:`~planner.recsys.result.RecsysStepResult`); the hardware is one of
     ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
-    ``accelerator`` with ``gpus`` (defaults: :func:`planner.hardware.default_hardware`, 8 GPUs of
+    ``accelerator`` with ``gpus`` (defaults: :func:`planner.defaults.default_hardware`, 8 GPUs of
     a priced p5.48xlarge instance); the layout is ``strategy`` or its fields as keywords
     (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...). The result's
     ``energy`` uses ``site`` (a :class:`planner.energy.Site`) or its figures ``pue``,

@@ -23,7 +23,7 @@ from planner.errors import PlannerInputError
 def _from_trace(a: argparse.Namespace, name: str) -> int:
     """Derive the constants a profiler trace pins down; write the profile; print the report."""
     from planner.calibrate import calibrate_trace, format_trace
-    from planner.hardware import resolve_hardware
+    from planner.defaults import resolve_hardware
     from planner.registry import family_of, load_model
 
     model = load_model(a.model, a.seq_len)

@@ -2,7 +2,7 @@
 run-length flags, positive-number parsers, and the conversion of parsed flags to API keywords.
 
 No defaults live here: a flag left out is not passed, and the API fills in its own default
-(:func:`planner.hardware.default_hardware`, :func:`planner.search.search.default_min_gpus`, ...).
+(:func:`planner.defaults.default_hardware`, :func:`planner.search.search.default_min_gpus`, ...).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def at_least_one(name: str) -> Callable[[str], float]:
 
 
 def add_hardware_args(p: argparse.ArgumentParser) -> None:
-    """The hardware flags; what is left out gets the API's default (planner.hardware.default_hardware)."""
+    """The hardware flags; what is left out gets the API's default (planner.defaults.default_hardware)."""
     hw = p.add_argument_group("hardware (name one of --cluster, --instance, --accelerator)")
     hw.add_argument("--cluster", help="catalog cluster id or a cluster YAML file")
     hw.add_argument("--instance", help="cloud instance id (e.g. p5.48xlarge); nodes follow from --gpus")

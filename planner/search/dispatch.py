@@ -3,7 +3,7 @@
 Faces (the CLI, the app) call :func:`search_any` and :func:`format_any_search` and never ask what
 kind of model they hold: a transformer gets the layout search (:func:`planner.search.search`), a
 recommendation model the sharding search (:func:`planner.search.recsys.search_recsys`). Both get the
-same defaults: the hardware of :func:`planner.hardware.default_hardware` and the fewest GPUs of
+same defaults: the hardware of :func:`planner.defaults.default_hardware` and the fewest GPUs of
 :func:`planner.search.search.default_min_gpus` (a quarter).
 """
 
@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from planner.defaults import default_hardware
 from planner.errors import PlannerInputError
-from planner.hardware import default_hardware, resolve_cluster
+from planner.hardware import resolve_cluster
 from planner.registry import family_of, load_model
 from planner.search.format import format_search
 from planner.search.recsys import RecsysSearchResult, format_recsys_search, search_recsys

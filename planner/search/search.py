@@ -14,8 +14,9 @@ import time
 from typing import Any
 
 from planner.calibration import DEFAULT, Calibration
+from planner.defaults import resolve_hardware
 from planner.errors import PlannerInputError
-from planner.hardware import Cluster, resolve_hardware
+from planner.hardware import Cluster
 from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
@@ -330,7 +331,7 @@ def search(
 ) -> SearchResult:
     """Find the best layouts of ``model`` on the named hardware; see :class:`Searcher`.
 
-    Defaults: the hardware of :func:`planner.hardware.default_hardware` (8 GPUs of a priced
+    Defaults: the hardware of :func:`planner.defaults.default_hardware` (8 GPUs of a priced
     p5.48xlarge), ``min_gpus`` a quarter of the GPUs (:func:`default_min_gpus`), ``global_batch``
     about 4M tokens (:func:`default_global_batch`).
 
