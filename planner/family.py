@@ -89,6 +89,12 @@ class WorkloadFamily(Protocol):
         """The task graph of the planned step, for :func:`planner.engine.play`."""
         ...
 
+    def recost(self, plan: Any, graph: StepGraph, calib: Calibration) -> tuple[Any, StepGraph]:
+        """The plan under another calibration, and ``graph`` (built from ``plan``) with its tasks
+        re-timed in place: the tasks, edges and stream orders do not depend on the constants, so
+        calibration plays the graph again without building it again for each trial constant."""
+        ...
+
     def estimate(self, plan: Any) -> Estimate:
         """The closed-form step time and memory check of the planned step (no graph)."""
         ...

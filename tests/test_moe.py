@@ -16,6 +16,7 @@ from planner.errors import PlannerInputError
 from planner.hardware import Cluster, resolve_cluster
 from planner.simulate import make_strategy
 from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.keys import Node, Phase
 from planner.transformer.layer import LayerCosts, Segment, layer_costs
 from planner.transformer.memory import layer_activation_bytes, memory
 from planner.transformer.sharding import rank_params, rank_params_split, stage_layer_kinds
@@ -170,7 +171,7 @@ def test_dispatch_and_combine_volumes_by_hand() -> None:
 def test_graph_tasks_carry_the_all_to_all_bytes() -> None:
     """The first stage's forward task holds 1 dense + 3 MoE layers: 3 dispatches and 3 combines."""
     r = planner.simulate(TINY, accelerator="h100-sxm-80gb", gpus=16, ep=4, global_batch=16)
-    attrs = r._graph.nodes[("F", 0, 0)]
+    attrs = r._graph.nodes[Node(Phase.FORWARD, 0, 0)]
     sent = 0.0
     for p, count in attrs["passes"]:
         sent += count * sum(x.nbytes for x in p.segments if x.kind == "ep_comm")

@@ -10,6 +10,7 @@ import pytest
 
 import planner
 from planner.engine import play
+from planner.transformer.keys import Node, Phase
 from planner.transformer.memory import in_flight
 from planner.transformer.schedules import (
     SCHEDULES,
@@ -455,17 +456,15 @@ def test_dualpipe_cli(capsys: pytest.CaptureFixture[str]) -> None:
 def _dualpipe_step_graph(model: str, accelerator: str, gpus: int, **kw: int) -> tuple[nx.DiGraph, Strategy]:
     """The simulator's own step graph for a DualPipe layout, and its resolved strategy."""
     from planner.calibration import Calibration
-    from planner.costs.collectives import CollectiveModel
-    from planner.costs.compute import ComputeModel
     from planner.hardware import resolve_cluster
     from planner.transformer.graph import build
+    from planner.transformer.plan import make_plan
     from planner.transformer.strategy import check_layout
 
     spec = load_model(model)
     cluster = resolve_cluster(accelerator=accelerator, gpus=gpus)
     s = check_layout(Strategy(schedule="dualpipe", **kw), spec, cluster)
-    calib = Calibration()
-    g = build(spec, s, ComputeModel(cluster.accelerator, calib, s.precision), CollectiveModel(cluster, calib)).graph
+    g = build(make_plan(spec, s, cluster, Calibration())).graph
     return g, s
 
 
@@ -484,7 +483,7 @@ def test_dualpipe_graph_reduces_both_copies_per_layer() -> None:
         r = g.nodes[t]["rank"]
         ranks = {g.nodes[x]["rank"] for x in g.predecessors(t)}
         assert ranks == {r, p - 1 - r}
-    assert any(n[0] == "W" and len(n) == 4 for n in g.nodes)  # per-layer pieces of a last W
+    assert any(n.phase is Phase.WEIGHT_GRAD and n.part >= 0 for n in g.nodes)  # per-layer pieces of a last W
     for r in range(p):
         ops = dualpipe(p, s.micro_batches, r)
         for i in dualpipe_pairs(p, s.micro_batches, r):
@@ -492,7 +491,8 @@ def test_dualpipe_graph_reduces_both_copies_per_layer() -> None:
             _, cb, mbb = ops[i + 1]
             sb = dualpipe_chunk_stage(p, r, cb)
             if sb < p - 1:
-                assert g.has_edge(("SB", sb + 1, mbb), ("F", dualpipe_chunk_stage(p, r, cf), mf))
+                send = Node(Phase.SEND_BACKWARD, sb + 1, mbb)
+                assert g.has_edge(send, Node(Phase.FORWARD, dualpipe_chunk_stage(p, r, cf), mf))
 
 
 def test_dualpipe_hides_the_pairs_all_to_all() -> None:

@@ -15,7 +15,7 @@ from planner.engine import Timeline
 from planner.errors import PlannerInputError, pydantic_message
 from planner.family import Estimate
 from planner.hardware import Cluster
-from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.estimate import estimate
 from planner.transformer.format import format_result
 from planner.transformer.graph import StepGraph, build
 from planner.transformer.plan import StepPlan, make_plan
@@ -76,10 +76,14 @@ class TransformerFamily:
         return make_plan(spec, strategy, cluster, calib)
 
     def build_graph(self, plan: StepPlan) -> StepGraph:
-        return build(plan.model, plan.strategy, plan.comp, plan.coll)
+        return build(plan)
+
+    def recost(self, plan: StepPlan, graph: StepGraph, calib: Calibration) -> tuple[StepPlan, StepGraph]:
+        plan = make_plan(plan.model, plan.strategy, plan.cluster, calib)
+        return plan, build(plan, graph)
 
     def estimate(self, plan: StepPlan) -> Estimate:
-        return AnalyticalEstimator(plan.calib).estimate(plan.model, plan.cluster, plan.strategy)
+        return estimate(plan)
 
     def result(self, plan: StepPlan, graph: StepGraph, timeline: Timeline) -> StepResult:
         return assemble(plan, graph, timeline)

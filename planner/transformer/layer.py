@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from planner.costs.collectives import CollectiveModel, Group
 from planner.costs.compute import ComputeModel
+from planner.transformer.keys import Kind, Phase
 from planner.transformer.sharding import moe_load_factor
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
@@ -25,14 +26,18 @@ class Segment:
     """One step of a pass: a label, a report category and its duration."""
 
     label: str
-    kind: str  # compute | tp_comm | cp_comm | ep_comm
+    kind: Kind  # compute | tp_comm | cp_comm | ep_comm | overhead
     seconds: float
     nbytes: float = 0.0  # communication: bytes this rank sends over its link (0 for compute)
 
 
 @dataclass(frozen=True)
 class Pass:
+    """Segments run in order on the compute stream; ``phase`` tags recomputed forward work
+    (:attr:`Phase.RECOMPUTE`), which the report counts apart."""
+
     segments: tuple[Segment, ...]
+    phase: Phase | None = None
 
     @functools.cached_property
     def seconds(self) -> float:
@@ -40,14 +45,14 @@ class Pass:
         return sum(s.seconds for s in self.segments)
 
     @functools.cached_property
-    def seconds_by_kind(self) -> dict[str, float]:
+    def seconds_by_kind(self) -> dict[Kind, float]:
         """Seconds per segment kind (cached: every task built from this pass reads it)."""
-        out: dict[str, float] = {}
+        out: dict[Kind, float] = {}
         for seg in self.segments:
             out[seg.kind] = out.get(seg.kind, 0.0) + seg.seconds
         return out
 
-    def seconds_of(self, kind: str) -> float:
+    def seconds_of(self, kind: Kind) -> float:
         return self.seconds_by_kind.get(kind, 0.0)
 
 
@@ -74,7 +79,7 @@ class HeadCosts:
 
 def _tp_comm(coll: CollectiveModel, kind: str, nbytes: float, tp: int, label: str) -> Segment:
     c = coll.cost(kind, nbytes, Group(tp, 1))  # type: ignore[arg-type]
-    return Segment(label, "tp_comm", c.total_s)
+    return Segment(label, Kind.TP_COMM, c.total_s)
 
 
 def layer_costs(
@@ -103,11 +108,11 @@ def layer_costs(
     def gemm(label: str, m: int, n: int, k: int, batch: int = 1) -> Segment:
         nonlocal gemm_flops
         gemm_flops += 2.0 * m * n * k * batch
-        return Segment(label, "compute", comp.gemm_s(m, n, k, batch))
+        return Segment(label, Kind.COMPUTE, comp.gemm_s(m, n, k, batch))
 
     act_bytes = T * h * e  # one [tokens, hidden] activation, full sequence on this rank
     # --- attention block
-    fwd.append(Segment("layernorm+bias-dropout-add", "compute", comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
+    fwd.append(Segment("layernorm+bias-dropout-add", Kind.COMPUTE, comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
     if s.sequence_parallel:
         fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
     qkv_out = (q + 2 * hkv) // t if t <= model.kv_heads else (q // t + 2 * d)
@@ -121,25 +126,25 @@ def layer_costs(
         ul_kv = T * kv_loc * e
         c_q, c_kv = coll.cost("all_to_all", ul_q, Group(cp, t)), coll.cost("all_to_all", ul_kv, Group(cp, t))
         sent = (ul_q + 2 * ul_kv) * (cp - 1) / cp
-        fwd.append(Segment("Ulysses q/k/v all-to-all", "cp_comm", c_q.total_s + 2 * c_kv.total_s, sent))
+        fwd.append(Segment("Ulysses q/k/v all-to-all", Kind.CP_COMM, c_q.total_s + 2 * c_kv.total_s, sent))
     attn_flops = 4.0 * b * s_loc * seq * a_loc * d  # QK^T and AV on this rank's queries
     if s.attention == "flash":
         # causal FlashAttention skips the masked half of the score tiles
         executed = 0.5 * attn_flops
         io = (T * (a_loc * d) * 2 + T * 2 * kv_loc) * e
-        fwd.append(Segment("flash-attention", "compute", comp.attention_s(executed, io)))
+        fwd.append(Segment("flash-attention", Kind.COMPUTE, comp.attention_s(executed, io)))
         gemm_flops += executed
     else:
         # Megatron's unfused path: q/k/v and context transposes, QK^T, fused scale-mask-softmax,
         # dropout (mask and apply), AV.
-        fwd.append(Segment("q/k/v/context transposes", "compute", comp.memory_s(4 * 2 * T * (q // t) * e, 4)))
+        fwd.append(Segment("q/k/v/context transposes", Kind.COMPUTE, comp.memory_s(4 * 2 * T * (q // t) * e, 4)))
         fwd.append(gemm("QK^T", s_loc, seq, d, b * a_loc))
         score = b * a_loc * s_loc * seq
-        fwd.append(Segment("softmax+dropout", "compute", comp.memory_s(score * (4 * e + 1), 3)))
+        fwd.append(Segment("softmax+dropout", Kind.COMPUTE, comp.memory_s(score * (4 * e + 1), 3)))
         fwd.append(gemm("AV", s_loc, d, seq, b * a_loc))
     if ulysses:  # and back: the attention output of 1/cp of the heads to this rank's tokens
         c_o = coll.cost("all_to_all", ul_q, Group(cp, t))
-        fwd.append(Segment("Ulysses output all-to-all", "cp_comm", c_o.total_s, ul_q * (cp - 1) / cp))
+        fwd.append(Segment("Ulysses output all-to-all", Kind.CP_COMM, c_o.total_s, ul_q * (cp - 1) / cp))
     fwd.append(gemm("attn-proj", T, h, q // t))
     if cp > 1 and not ulysses:
         # ring attention: cp - 1 steps, each passing a K/V block to the next rank while the
@@ -148,14 +153,14 @@ def layer_costs(
         ring = coll.cost("p2p", kv, Group(cp, t))
         hidden = sum(x.seconds for x in fwd if x.label in ("flash-attention", "QK^T", "AV"))
         exposed = max(0.0, (cp - 1) * ring.total_s - hidden)
-        fwd.append(Segment("ring-attention KV exchange (exposed)", "cp_comm", exposed, (cp - 1) * kv))
+        fwd.append(Segment("ring-attention KV exchange (exposed)", Kind.CP_COMM, exposed, (cp - 1) * kv))
     if t > 1:
         if s.sequence_parallel:
             fwd.append(_tp_comm(coll, "reduce_scatter", act_bytes, t, "reduce-scatter (SP)"))
         else:
             fwd.append(_tp_comm(coll, "all_reduce", act_bytes, t, "all-reduce (TP)"))
     # --- MLP block
-    fwd.append(Segment("layernorm+bias-dropout-add", "compute", comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
+    fwd.append(Segment("layernorm+bias-dropout-add", Kind.COMPUTE, comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
     if s.sequence_parallel:
         fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
     up = 2 if model.mlp == "swiglu" else 1
@@ -163,7 +168,7 @@ def layer_costs(
         fwd += _moe_block(model, s, comp, coll, T, gemm)
     else:
         fwd.append(gemm("fc1", T, up * f // t, h))
-        fwd.append(Segment("activation", "compute", comp.memory_s(T * f // t * (up + 1) * e)))
+        fwd.append(Segment("activation", Kind.COMPUTE, comp.memory_s(T * f // t * (up + 1) * e)))
         fwd.append(gemm("fc2", T, h, f // t))
     if t > 1:
         if s.sequence_parallel:
@@ -177,7 +182,7 @@ def layer_costs(
     host = comp.calib.layer_host_s
     gpu = sum(x.seconds for x in fwd)
     if host > gpu:
-        fwd.append(Segment("host-bound: GPU waits for kernel launches", "overhead", host - gpu))
+        fwd.append(Segment("host-bound: GPU waits for kernel launches", Kind.OVERHEAD, host - gpu))
 
     # --- backward: every GEMM twice (data and weight gradients), attention 2.5x (FlashAttention-2
     # backward recomputes the scores), memory-bound kernels twice, the same collectives.
@@ -186,28 +191,28 @@ def layer_costs(
     bwd: list[Segment] = []
     wgrad: list[Segment] = []
     for x in reversed(fwd):
-        if x.kind == "compute":
+        if x.kind == Kind.COMPUTE:
             if x.label == "flash-attention":
-                bwd.append(Segment("flash-attention bwd", "compute", 2.5 * x.seconds))
+                bwd.append(Segment("flash-attention bwd", Kind.COMPUTE, 2.5 * x.seconds))
             elif x.label in _WEIGHT_GEMMS:
-                bwd.append(Segment(x.label + " dgrad", "compute", x.seconds))
-                wgrad.append(Segment(x.label + " wgrad", "compute", x.seconds))
+                bwd.append(Segment(x.label + " dgrad", Kind.COMPUTE, x.seconds))
+                wgrad.append(Segment(x.label + " wgrad", Kind.COMPUTE, x.seconds))
             else:
-                bwd.append(Segment(x.label + " bwd", "compute", 2 * x.seconds))
-        elif x.kind == "overhead":
-            bwd.append(Segment(x.label, "overhead", 2 * x.seconds))
-        elif x.kind == "tp_comm":
+                bwd.append(Segment(x.label + " bwd", Kind.COMPUTE, 2 * x.seconds))
+        elif x.kind == Kind.OVERHEAD:
+            bwd.append(Segment(x.label, Kind.OVERHEAD, 2 * x.seconds))
+        elif x.kind == Kind.TP_COMM:
             mirror = {"all_gather": "reduce-scatter (SP)", "reduce_scatter": "all-gather (SP)"}
             lbl = x.label
             if "all-gather" in lbl:
                 lbl = mirror["all_gather"]
             elif "reduce-scatter" in lbl:
                 lbl = mirror["reduce_scatter"]
-            bwd.append(Segment(lbl + " bwd", "tp_comm", x.seconds))
+            bwd.append(Segment(lbl + " bwd", Kind.TP_COMM, x.seconds))
         else:
             # ring attention's backward passes K/V and their gradients (twice the forward's bytes);
             # Ulysses' and the MoE all-to-alls move gradients of the same size as the forward
-            twice = x.kind == "cp_comm" and x.label.startswith("ring")
+            twice = x.kind == Kind.CP_COMM and x.label.startswith("ring")
             k = 2 if twice else 1
             bwd.append(Segment(x.label + " bwd", x.kind, x.seconds * k, x.nbytes * k))
 
@@ -225,7 +230,7 @@ def layer_costs(
     return LayerCosts(
         Pass(tuple(fwd)),
         Pass(tuple(bwd + wgrad)),
-        Pass(rec),
+        Pass(rec, Phase.RECOMPUTE),
         flops_fwd,
         flops_rec,
         Pass(tuple(bwd)),
@@ -262,7 +267,7 @@ def _moe_block(
     per_expert = max(1, round(tok * ep * load / model.num_experts))  # tokens each local expert runs
     routed = [
         gemm("expert fc1", per_expert, up * fe // t, h, experts_loc),
-        Segment("expert activation", "compute", comp.memory_s(per_expert * experts_loc * fe // t * (up + 1) * e)),
+        Segment("expert activation", Kind.COMPUTE, comp.memory_s(per_expert * experts_loc * fe // t * (up + 1) * e)),
         gemm("expert fc2", per_expert, h, fe // t, experts_loc),
     ]
     shared: list[Segment] = []
@@ -270,13 +275,13 @@ def _moe_block(
         fs = fe * model.shared_experts
         shared = [
             gemm("shared fc1", T, up * fs // t, h),
-            Segment("shared activation", "compute", comp.memory_s(T * fs // t * (up + 1) * e)),
+            Segment("shared activation", Kind.COMPUTE, comp.memory_s(T * fs // t * (up + 1) * e)),
             gemm("shared fc2", T, h, fs // t),
         ]
     if ep == 1:
         return routed + shared
-    dispatch = Segment("MoE dispatch all-to-all", "ep_comm", a2a.total_s, a2a_sent)
-    combine = Segment("MoE combine all-to-all", "ep_comm", a2a.total_s, a2a_sent)
+    dispatch = Segment("MoE dispatch all-to-all", Kind.EP_COMM, a2a.total_s, a2a_sent)
+    combine = Segment("MoE combine all-to-all", Kind.EP_COMM, a2a.total_s, a2a_sent)
     if not s.moe_shared_expert_overlap:
         return [dispatch, *routed, *shared, combine]
     # Megatron-Core --moe-shared-expert-overlap: the shared experts run on a side stream while the
@@ -285,11 +290,11 @@ def _moe_block(
     covered = min(2 * a2a.total_s, sum(x.seconds for x in shared))
     left = a2a.total_s - covered / 2
     return [
-        Segment("MoE dispatch all-to-all (not under shared experts)", "ep_comm", left, a2a_sent),
+        Segment("MoE dispatch all-to-all (not under shared experts)", Kind.EP_COMM, left, a2a_sent),
         *routed,
         *shared,
-        Segment("shared experts slowed by overlapped all-to-all", "compute", covered * comp.calib.comm_sm_slowdown),
-        Segment("MoE combine all-to-all (not under shared experts)", "ep_comm", left, a2a_sent),
+        Segment("shared experts slowed by overlapped all-to-all", Kind.COMPUTE, covered * comp.calib.comm_sm_slowdown),
+        Segment("MoE combine all-to-all (not under shared experts)", Kind.EP_COMM, left, a2a_sent),
     ]
 
 
@@ -298,13 +303,13 @@ def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:
     reduce-scatters are split into chunks that run under the neighbouring GEMMs. The GEMMs lose the
     SMs the communication kernels occupy (``slowdown``); only communication longer than the
     layer's GEMMs stays exposed."""
-    gemm = sum(x.seconds for x in fwd if x.kind == "compute" and x.label in _TP_GEMMS)
-    comm = sum(x.seconds for x in fwd if x.kind == "tp_comm")
-    out = [x for x in fwd if x.kind != "tp_comm"]
-    out.append(Segment("GEMMs slowed by overlapped TP communication", "compute", gemm * slowdown))
+    gemm = sum(x.seconds for x in fwd if x.kind == Kind.COMPUTE and x.label in _TP_GEMMS)
+    comm = sum(x.seconds for x in fwd if x.kind == Kind.TP_COMM)
+    out = [x for x in fwd if x.kind != Kind.TP_COMM]
+    out.append(Segment("GEMMs slowed by overlapped TP communication", Kind.COMPUTE, gemm * slowdown))
     exposed = max(0.0, comm - gemm * (1 + slowdown))
     if exposed > 0:
-        out.append(Segment("TP communication not hidden by GEMMs", "tp_comm", exposed))
+        out.append(Segment("TP communication not hidden by GEMMs", Kind.TP_COMM, exposed))
     return out
 
 
@@ -326,27 +331,27 @@ def head_costs(model: TransformerSpec, s: Strategy, comp: ComputeModel, coll: Co
     h, V = model.hidden_size, model.vocab_size
     e = comp.elem_bytes
     act = T * h * e
-    ef = [Segment("embedding lookup", "compute", comp.memory_s(2 * act))]
+    ef = [Segment("embedding lookup", Kind.COMPUTE, comp.memory_s(2 * act))]
     if t > 1:
         kind = "reduce_scatter" if s.sequence_parallel else "all_reduce"
         ef.append(_tp_comm(coll, kind, act, t, "embedding " + kind.replace("_", "-")))
-    eb = [Segment("embedding grad", "compute", comp.memory_s(2 * act + V // t * h * 4))]
+    eb = [Segment("embedding grad", Kind.COMPUTE, comp.memory_s(2 * act + V // t * h * 4))]
     hf: list[Segment] = []
     if s.sequence_parallel:
         hf.append(_tp_comm(coll, "all_gather", act, t, "all-gather (SP)"))
-    hf.append(Segment("lm-head", "compute", comp.gemm_s(T, V // t, h)))
+    hf.append(Segment("lm-head", Kind.COMPUTE, comp.gemm_s(T, V // t, h)))
     logits = T * (V // t)
     # The loss in fp32 over 16-bit logits, as Megatron-Core's vocab-parallel cross-entropy runs it
     # (megatron/core/tensor_parallel/cross_entropy.py): forward = cast to fp32 (read 2, write 4), max
     # (read 4), subtract (4 + 4), exp (4 + 4), sum (4), divide (4 + 4): 38 bytes per logit in 6
     # kernels; backward = multiply by the incoming gradient (4 + 4) and cast back (4 + 2): 14 bytes
     # in 2. PyTorch's cross_entropy under autocast (HF, llm-foundry, torchtitan) moves about as many.
-    hf.append(Segment("cross-entropy", "compute", comp.memory_s(logits * CE_FORWARD_BYTES_PER_LOGIT, 6)))
+    hf.append(Segment("cross-entropy", Kind.COMPUTE, comp.memory_s(logits * CE_FORWARD_BYTES_PER_LOGIT, 6)))
     if t > 1:
         hf.append(_tp_comm(coll, "all_reduce", T * 4 * 3, t, "vocab-parallel loss all-reduce"))
     hb = [
-        Segment("cross-entropy bwd", "compute", comp.memory_s(logits * CE_BACKWARD_BYTES_PER_LOGIT, 2)),
-        Segment("lm-head bwd", "compute", 2 * comp.gemm_s(T, V // t, h)),
+        Segment("cross-entropy bwd", Kind.COMPUTE, comp.memory_s(logits * CE_BACKWARD_BYTES_PER_LOGIT, 2)),
+        Segment("lm-head bwd", Kind.COMPUTE, 2 * comp.gemm_s(T, V // t, h)),
     ]
     if t > 1:
         kind = "reduce_scatter" if s.sequence_parallel else "all_reduce"

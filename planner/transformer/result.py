@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field
 from planner.energy import Energy, estimate_energy
 from planner.engine import Timeline
 from planner.result import TimelineResult, cluster_summary, length, merge, overlap, step_price, subtract
-from planner.transformer.memory import Memory, memory
+from planner.transformer.keys import Kind, Node, Phase
+from planner.transformer.memory import Memory
 from planner.transformer.spec import TransformerSpec
 
 if TYPE_CHECKING:
@@ -87,24 +88,24 @@ def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
         kind = a["kind"]
         if a["stream"].endswith("/compute"):
             d["busy"].append((st, en))
-            if kind == "optimizer":
+            if kind == Kind.OPTIMIZER:
                 d["opt"] += en - st
             for k, sec in a.get("kinds", {}).items():
                 d["kinds"][k] = d["kinds"].get(k, 0.0) + sec
             for p, count in a.get("passes", []):
-                if any(seg.label.startswith("recompute") for seg in p.segments):
-                    d["rec"] += p.seconds_of("compute") * count
-        elif kind == "dp_comm":
+                if p.phase is Phase.RECOMPUTE:
+                    d["rec"] += p.seconds_of(Kind.COMPUTE) * count
+        elif kind == Kind.DP_COMM:
             d["dp"].append((st, en))
-        elif kind == "pp_comm":
+        elif kind == Kind.PP_COMM:
             d["pp"].append((st, en))
     # incoming sends count as pipeline communication for the receiver too
     for i, node in enumerate(tl.nodes):
-        a = graph.nodes[node]
-        if a["kind"] == "pp_comm" and isinstance(node, tuple) and len(node) == 3:
-            tag, vs, mb = node
-            dst = (vs + 1) if tag == "SF" else (vs - 1)
-            recv = ("F" if tag == "SF" else "B", dst, mb)  # the pass that waits for it (DualPipe: either way)
+        if node.phase in (Phase.SEND_FORWARD, Phase.SEND_BACKWARD):
+            forward = node.phase is Phase.SEND_FORWARD
+            dst = node.index + 1 if forward else node.index - 1
+            # the pass that waits for it (DualPipe: either way)
+            recv = Node(Phase.FORWARD if forward else Phase.BACKWARD, dst, node.micro_batch)
             to = graph.nodes[recv].get("rank", dst % ranks) if recv in graph else dst % ranks
             per_rank[to]["pp"].append((tl.start_s[i], tl.end_s[i]))
     busiest = max(per_rank, key=lambda r: (length(merge(per_rank[r]["busy"])), -r))
@@ -121,11 +122,11 @@ def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
     pp_exp = overlap(rest, merge(d["pp"]))
     bubble = length(rest) - length(pp_exp)
     kinds = d["kinds"]
-    tp, cp, ep = kinds.get("tp_comm", 0.0), kinds.get("cp_comm", 0.0), kinds.get("ep_comm", 0.0)
+    tp, cp, ep = kinds.get(Kind.TP_COMM, 0.0), kinds.get(Kind.CP_COMM, 0.0), kinds.get(Kind.EP_COMM, 0.0)
     dp_s, pp_s = length(dp_exp), length(pp_exp)
     # The optimizer phase includes waiting on the global gradient-norm sync.
     return Breakdown(
-        compute_s=kinds.get("compute", 0.0),
+        compute_s=kinds.get(Kind.COMPUTE, 0.0),
         tp_comm_s=tp,
         cp_comm_s=cp,
         ep_comm_s=ep,
@@ -134,7 +135,7 @@ def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:
         exposed_comm_s=tp + cp + ep + dp_s + pp_s,
         bubble_s=max(0.0, bubble),
         optimizer_s=d["opt"] + length(sync_exp),
-        host_overhead_s=kinds.get("overhead", 0.0),
+        host_overhead_s=kinds.get(Kind.OVERHEAD, 0.0),
         recompute_s=d["rec"],
         busiest_rank=busiest,
     )
@@ -160,7 +161,7 @@ def assemble(plan: StepPlan, sg: StepGraph, tl: Timeline) -> StepResult:
     model_flops = model.model_flops_per_token() * tokens
     hw_flops = model_flops + recompute_flops_per_token(model, s.recompute) * tokens
     peak = cluster.accelerator.peak_flops(s.precision)
-    mem = memory(model, s, cluster, plan.comp.elem_bytes)
+    mem = plan.memory
     priced = step_price(cluster, step)
     usd_step = priced["usd_per_step"]
     cost = Cost(**priced, usd_per_million_tokens=usd_step / tokens * 1e6 if usd_step is not None else None)
