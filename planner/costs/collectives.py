@@ -141,10 +141,11 @@ class CollectiveModel:
 
     def _need_nic(self) -> None:
         """Refuse, in one line, a collective across islands on a node type with no NIC figure."""
-        if not self.nic_bw > 0:
+        if not 0 < self.nic_bw < math.inf:  # zero (no NIC listed), or not a finite number
             node = self.cluster.node
             raise PlannerInputError(
                 "cluster",
-                f"node type {node.id} has no scale-out network figure (nics_per_node x nic_gbps is 0), "
+                f"node type {node.id} has no usable scale-out network figure (nics_per_node x nic_gbps"
+                f" = {node.scale_out_gbps_per_gpu * node.gpus_per_node:g} Gb/s), "
                 f"so a {self.cluster.num_gpus}-GPU run across {self.island}-GPU islands cannot be priced",
             )
