@@ -57,11 +57,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from planner.calibrate.recost import predict_recost
 from planner.calibrate.report import ConstantFit, FitReport, RowError, format_fit
 from planner.calibration import BOUNDS, DEFAULT, Bound, Calibration
 from planner.errors import PlannerInputError
 from planner.pool import process_pool
-from planner.validate import _predict, read_rows, row_scenario, summarize
+from planner.validate import read_rows, row_scenario, summarize
 from planner.validate.rows import measured_value
 
 __all__ = ["BOUNDS", "Bound", "ConstantFit", "Evaluator", "FitReport", "RowError", "calibrate_files",
@@ -128,9 +129,9 @@ class Evaluator:
                     todo.append((k, i, c))
         jobs = [(self.rows[i][0], self.rows[i][1], c) for _, i, c in todo]
         if self._pool is not None and len(jobs) > 1:
-            out = list(self._pool.map(_predict, jobs, chunksize=max(1, len(jobs) // (4 * self.workers))))
+            out = list(self._pool.map(predict_recost, jobs, chunksize=max(1, len(jobs) // (4 * self.workers))))
         else:
-            out = [_predict(j) for j in jobs]
+            out = [predict_recost(j) for j in jobs]  # each row compiled once, re-costed per calibration
         self.predictions += len(jobs)
         for (k, i, _), (pred, problem, _d) in zip(todo, out, strict=True):
             self.cache[(k, i)] = (pred, problem)
