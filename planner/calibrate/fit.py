@@ -63,7 +63,7 @@ from planner.calibration import BOUNDS, DEFAULT, Bound, Calibration
 from planner.errors import PlannerInputError
 from planner.pool import process_pool
 from planner.validate import read_rows, row_scenario, summarize
-from planner.validate.rows import measured_value
+from planner.validate.rows import measured_value, schema_of
 
 __all__ = ["BOUNDS", "Bound", "ConstantFit", "Evaluator", "FitReport", "RowError", "calibrate_files",
            "calibrate_rows", "coordinate_search", "format_fit", "load_rows"]  # fmt: skip
@@ -256,8 +256,9 @@ def load_rows(files: Sequence[str | Path]) -> list[tuple[dict[str, str], int, st
     rows: list[tuple[dict[str, str], int, str]] = []
     for f in files:
         rs = read_rows(f)
-        if "measured_samples_per_s" in rs[0]:
-            raise PlannerInputError("file", f"{f} holds recommendation rows; calibrate takes transformer rows")
+        schema = schema_of(rs[0])
+        if schema.kind != "transformer":  # the fitted constants price a transformer's kernels
+            raise PlannerInputError("file", f"{f} holds {schema.name} rows; calibrate takes transformer rows")
         rows += [(r, line, str(f)) for line, r in enumerate(rs, start=2)]
     return rows
 
