@@ -107,7 +107,7 @@ FLAGS: dict[str, list[str]] = {
     ],  # fmt: skip
     "validate": ["--markdown", "--calibration", "--json", "--verbose"],
     "sweep": ["--out", "--workers", "--max-points", "--point-timeout", "--calibration"],
-    "calibrate": ["--out", "--name", "--grid-points", "--rounds", "--folds", "--json", "--holdout", "--calibration"],
+    "calibrate": ["--out", "--name", "--grid-points", "--rounds", "--folds", "--json", "--holdout", "--model"],
     "catalog": ["--json"],
 }
 """The flags each command's parser has that an example may change."""
@@ -158,7 +158,9 @@ def files(draw: st.DrawFn) -> dict[str, str]:
     row_keys = draw(st.lists(st.sampled_from(sorted(VALID_ROW)), max_size=3)) if draw(st.integers(0, 2)) == 0 else []
     row = _mutate(VALID_ROW, row_keys, [draw(cells) for _ in row_keys])
     header = list(VALID_ROW)
-    others = [{**VALID_ROW, "id": f"r{i}", "num_gpus": 8 * i, "measured_step_time_s": 1.5 / i} for i in (2, 4)]
+    others = [
+        {**VALID_ROW, "id": f"r{i}", "num_gpus": 8 * i, "dp": 8 * i, "measured_step_time_s": 1.5 / i} for i in (2, 4)
+    ]
     csv_text = ",".join(header) + "\n" + "".join(",".join(str(r[h]) for h in header) + "\n" for r in [row, *others])
     if draw(st.integers(0, 3)) == 0:
         csv_text = draw(st.sampled_from(["", "id\n", "a,b\n1\n", csv_text[: len(csv_text) // 2], "\x00\x01"]))
