@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.connection import Connection
@@ -149,19 +151,37 @@ def _serve(conn: Connection, fn: Callable[..., Any], parent_pid: int) -> None:
         conn.send(out)
 
 
+_END: Any = object()
+DEPTH = 2
+"""Jobs queued per worker: the next one is already there when one finishes, so a worker does not
+sit idle for the parent's round trip (the store's commit) between cheap jobs."""
+
+
 class _Worker:
+    """One process with a pipe; runs the jobs sent to it in order. A job's time counts from when the
+    one before it came back (or from its sending, for the first)."""
+
     def __init__(self, ctx: Any, fn: Callable[..., Any]) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, fn, os.getpid()), name="planner-worker")
         self.proc.start()
         child.close()
-        self.job: Any = None
-        self.deadline = float("inf")
+        self.queue: deque[Any] = deque()
+        self.started = 0.0
 
-    def send(self, job: Any, args: tuple[Any, ...], timeout_s: float | None) -> None:
-        self.job = job
-        self.deadline = time.monotonic() + timeout_s if timeout_s else float("inf")
+    def send(self, job: Any, args: tuple[Any, ...]) -> None:
+        if not self.queue:
+            self.started = time.monotonic()
+        self.queue.append(job)
         self.conn.send(args)
+
+    def finished(self) -> Any:
+        """The job whose result just came back; the next one starts now."""
+        self.started = time.monotonic()
+        return self.queue.popleft()
+
+    def deadline(self, timeout_s: float | None) -> float:
+        return self.started + timeout_s if timeout_s and self.queue else math.inf
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -184,58 +204,57 @@ def imap_unordered(
     workers: int,
     timeout_s: float | None = None,
 ) -> Iterator[tuple[T, bool, Any]]:
-    """Run ``fn(*args_of(job))`` for each job on ``workers`` processes, one job per worker at a time;
-    yields ``(job, ok, result or error message)`` as jobs finish. A job past ``timeout_s`` seconds
-    (or whose worker died) comes back not ok and its worker is replaced, so one bad job cannot stall
-    the rest. ``jobs`` is read lazily; closing the iterator kills the workers."""
+    """Run ``fn(*args_of(job))`` for each job on ``workers`` processes (:data:`DEPTH` jobs queued
+    per worker); yields ``(job, ok, result or error message)`` as jobs finish. A job past
+    ``timeout_s`` seconds (or whose worker died) comes back not ok and its worker is replaced (the
+    jobs queued behind it go to other workers), so one bad job cannot stall the rest. ``jobs`` is
+    read lazily; closing the iterator kills the workers."""
     ctx = context()
     it = iter(jobs)
+    retry: deque[T] = deque()
     pool: list[_Worker] = []
-    busy: dict[Connection, _Worker] = {}
 
     def kill() -> None:
         for w in list(pool):
             w.kill()
 
-    def feed(w: _Worker) -> None:
-        for job in it:
-            w.send(job, args_of(job), timeout_s)
-            busy[w.conn] = w
-            return
+    def feed() -> None:
+        for w in pool:
+            while len(w.queue) < DEPTH:
+                job = retry.popleft() if retry else next(it, _END)
+                if job is _END:
+                    return
+                w.send(job, args_of(job))
 
-    def replace(w: _Worker) -> _Worker:
+    def lost(w: _Worker) -> T:
+        """Replace a worker that hung or died; its first job is lost, the rest are run again."""
+        job = w.queue.popleft()
+        retry.extendleft(reversed(w.queue))
         w.kill()
-        pool.remove(w)
-        pool.append(_Worker(ctx, fn))
-        return pool[-1]
+        pool[pool.index(w)] = _Worker(ctx, fn)
+        return job
 
     with _tracked(kill):
         try:
-            for _ in range(max(1, workers)):
-                pool.append(_Worker(ctx, fn))
-                feed(pool[-1])
-            while busy:
-                soonest = min(w.deadline for w in busy.values())
-                wait_s = None if soonest == float("inf") else max(0.0, soonest - time.monotonic())
-                for conn in wait_any(list(busy), timeout=wait_s):
-                    w = busy.pop(conn)  # type: ignore[arg-type]
-                    job = w.job
+            pool.extend(_Worker(ctx, fn) for _ in range(max(1, workers)))
+            feed()
+            while active := {w.conn: w for w in pool if w.queue}:
+                soonest = min(w.deadline(timeout_s) for w in active.values())
+                wait_s = None if soonest == math.inf else max(0.0, soonest - time.monotonic())
+                for conn in wait_any(list(active), timeout=wait_s):
+                    w = active[conn]  # type: ignore[index]
                     try:
                         ok, res = w.conn.recv()
+                        job = w.finished()
                     except (EOFError, OSError):
-                        dead = w.proc
-                        w = replace(w)
-                        ok, res = False, f"its worker process died (exit status {dead.exitcode}) and was replaced"
+                        job = lost(w)  # joins the dead process, so its exit status is known
+                        ok, res = False, f"its worker process died (exit status {w.proc.exitcode}) and was replaced"
                     yield job, ok, res
-                    feed(w)
                 now = time.monotonic()
-                for conn, w in list(busy.items()):
-                    if w.deadline <= now:
-                        del busy[conn]
-                        job = w.job
-                        w = replace(w)
-                        yield job, False, f"ran past its time limit of {timeout_s:g} s; its worker was replaced"
-                        feed(w)
+                for w in list(pool):
+                    if w.deadline(timeout_s) <= now:
+                        yield lost(w), False, f"ran past its time limit of {timeout_s:g} s; its worker was replaced"
+                feed()
             for w in pool:
                 w.stop()
         finally:
