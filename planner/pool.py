@@ -11,8 +11,11 @@ Why one helper: a worker must never outlive the command that started it. Each wo
 The parent, while a pool is open in its main thread, turns SIGTERM into ``SystemExit(143)`` so the
 pool's exit path kills its workers and every ``finally`` (a results store's close) runs; any
 exception (Ctrl-C's KeyboardInterrupt included) leaving a pool kills its workers instead of waiting
-for them. Workers start with ``fork`` on Linux (a few milliseconds, the parent's imports inherited;
-``spawn`` costs ~1 s per worker to re-import planner), ``spawn`` elsewhere.
+for them. Workers start with ``fork`` on Linux (measured on 2 loaded cores: 0.7-2 s to start two
+workers and run a point each, against 8.3 s with ``spawn``, which re-imports planner in each),
+``spawn`` elsewhere; not ``forkserver``, whose workers are the server's children, not ours.
+PR_SET_PDEATHSIG fires when the *thread* that started a worker ends, so a pool is used within the
+thread that opened it (every caller does: a ``with`` block).
 
 :func:`process_pool` gives a :class:`~concurrent.futures.ProcessPoolExecutor` (search, validate,
 calibrate); :func:`imap_unordered` runs jobs one per worker with a time limit per job, replacing a
