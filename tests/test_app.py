@@ -258,3 +258,19 @@ def test_tables_have_readable_headers_units_and_no_gaps() -> None:
         "Run cost ($)", "MFU", "Step time", "Instance", "Memory bandwidth (GB/s)"]  # fmt: skip
     assert list(shown["usd"]) == ["$19,187", "—"] and list(shown["step_time_s"]) == ["7.7 ms", "12 s"]
     assert list(shown["instance"]) == ["p5", "—"] and list(shown["mfu"]) == pytest.approx([56.2, 50.0])
+
+
+def test_a_hugging_face_config_upload_becomes_the_model() -> None:
+    import json
+
+    config = {"model_type": "llama", "_name_or_path": "someone/tiny-llama", "hidden_size": 512,
+              "intermediate_size": 1376, "num_hidden_layers": 4, "num_attention_heads": 8,
+              "num_key_value_heads": 8, "vocab_size": 32000, "max_position_embeddings": 2048}  # fmt: skip
+    at = page("simulate").run()
+    at.file_uploader(key="in_hf_upload").set_value(("config.json", json.dumps(config).encode(), "application/json"))
+    at.run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="in_model").value == "tiny-llama"
+    assert at.caption[0].value.startswith("tiny-llama on") and "Step time" in metrics(at)
+    at.file_uploader(key="in_hf_upload").set_value(("x.json", b'{"model_type": "llama"}', "application/json")).run()
+    assert not at.exception and len(at.error) == 1 and "hidden" in at.error[0].value

@@ -211,11 +211,11 @@ def memory_chart(mem: dict[str, Any], parts: tuple[str, ...] = MEMORY_PARTS) -> 
     df = pd.DataFrame([{"bar": "peak", "part": n, "GiB": mem[p]} for p, n in zip(parts, names, strict=True)])
     bars = (
         alt.Chart(df)
-        .mark_bar()
+        .mark_bar(size=30)
         .encode(
             x=alt.X("sum(GiB):Q", title="GiB per accelerator"),
             y=alt.Y("bar:N", title=None),
-            color=alt.Color("part:N", sort=names, title=None, legend=_LEGEND),
+            color=alt.Color("part:N", sort=names, title=None, legend={**_LEGEND, "columns": 5}),
             order=alt.Order("order:Q"),
             tooltip=["part", alt.Tooltip("GiB:Q", format=".2f")],
         )
@@ -226,7 +226,7 @@ def memory_chart(mem: dict[str, Any], parts: tuple[str, ...] = MEMORY_PARTS) -> 
         .mark_rule(color="red", strokeWidth=2)
         .encode(x="capacity:Q", tooltip=[alt.Tooltip("capacity:Q", title="capacity GiB")])
     )
-    return (bars + cap).properties(height=70)
+    return (bars + cap).properties(height=44)
 
 
 def _t(df: pd.DataFrame, c: str) -> str:

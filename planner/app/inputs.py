@@ -39,7 +39,8 @@ def keep_inputs() -> None:
 def api_defaults() -> dict[str, Any]:
     """The first values of the shared inputs: whatever the API does when it is given nothing."""
     import planner
-    from planner.hardware import DEFAULT_GPUS, DEFAULT_INSTANCE, catalog
+    from planner.defaults import DEFAULT_GPUS, DEFAULT_INSTANCE
+    from planner.hardware import catalog
 
     cat = catalog()
     inst = cat.instances[DEFAULT_INSTANCE]
@@ -80,20 +81,13 @@ def model_ref(name: str) -> str:
 
 
 def _from_hf_upload(up: Any) -> Any:
-    """A model from an uploaded Hugging Face ``config.json`` (planner.transformer.hf_config)."""
-    from planner.errors import PlannerInputError
+    """A model from an uploaded Hugging Face ``config.json`` (planner.transformer.hf_config), named
+    by the config (its ``_name_or_path``) or by the file, never by a temporary path."""
+    from planner.transformer.hf_config import from_hf_config, parse_json_object
 
-    try:
-        from planner.transformer.hf_config import from_hf_config  # type: ignore[import-not-found]
-    except ImportError:  # TODO(hf_config): another helper writes planner.transformer.hf_config
-        raise PlannerInputError("config.json", "reading Hugging Face configs is not available yet") from None
-    try:
-        data = json.loads(up.getvalue().decode("utf-8", errors="replace"))
-    except json.JSONDecodeError as e:
-        raise PlannerInputError(up.name, f"not JSON: {e.msg} (line {e.lineno})") from None
+    data = parse_json_object(up.getvalue(), where=up.name)
     stem = os.path.splitext(os.path.basename(up.name))[0]
-    name = data.get("_name_or_path") or (None if stem == "config" else stem)
-    return from_hf_config(data, name=os.path.basename(str(name)) if name else None)
+    return from_hf_config(data, name=None if stem in ("", "config") or data.get("_name_or_path") else stem)
 
 
 def model_input(recsys: bool = True) -> str:

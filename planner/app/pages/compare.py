@@ -19,7 +19,7 @@ FIRST_CHOICE = ("p4d.24xlarge",)
 
 
 def _inputs() -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    from planner.hardware import DEFAULT_INSTANCE
+    from planner.defaults import DEFAULT_INSTANCE
 
     sb = st.sidebar
     sb.header("Compare")

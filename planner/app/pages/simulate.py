@@ -166,7 +166,9 @@ def _layout_distance(lay: dict[str, Any], fields: dict[str, Any]) -> int:
     return sum(lay.get(k) != fields.get(k, LAYOUT_KEYS[f"sim_{k}"]) for k in keys)
 
 
-def _nearest_fit(model: str, hardware: tuple[str, str], gpus: int | None, fields: dict[str, Any]) -> None:
+def _nearest_fit(
+    model: str, hardware: tuple[str, str], gpus: int | None, fields: dict[str, Any], calib: dict[str, str]
+) -> None:
     """Offer the layout that fits and changes fewest knobs, among the search's best on the same inputs."""
     if not st.button("Find the nearest layout that fits", key="sim_fit_btn"):
         return
@@ -174,7 +176,7 @@ def _nearest_fit(model: str, hardware: tuple[str, str], gpus: int | None, fields
     if "global_batch" in fields:
         opts["global_batch"] = fields["global_batch"]
     with st.spinner("Searching layouts that fit..."):
-        res = guarded(search_cached, model, hardware, gpus, tuple(sorted({**opts, **calibration_option()}.items())))
+        res = guarded(search_cached, model, hardware, gpus, tuple(sorted({**opts, **calib}.items())))
     if not res or not res["results"]:
         return
     best = min(res["results"], key=lambda s: (_layout_distance(s["layout"], fields), s["step_time_s"]))
@@ -216,7 +218,8 @@ def render() -> None:
     model, hardware, gpus, fields, recsys = _sidebar()
     gb_given = "global_batch" in fields
     with st.spinner("Simulating..."):
-        out = guarded(simulate_cached, model, hardware, gpus, tuple(sorted({**fields, **calibration_option()}.items())))
+        calib = calibration_option()
+        out = guarded(simulate_cached, model, hardware, gpus, tuple(sorted({**fields, **calib}.items())))
     if out is None:
         return
     r = out["result"]
@@ -230,7 +233,7 @@ def render() -> None:
             " the figures below are for a step that cannot run."
         )
         if not recsys:
-            _nearest_fit(model, hardware, gpus, fields)
+            _nearest_fit(model, hardware, gpus, fields, calib)
     _metrics(r, recsys)
     _energy(r)
     st.subheader("Timeline of the step")
