@@ -4,7 +4,7 @@ Calibration predicts every row under many trial constants. A row's layout (its t
 stream orders) does not depend on the constants, so each worker process compiles a row once (check
 the layout, plan the step, build its graph) and, for each further calibration, has the family
 re-cost the plan and re-time the graph's tasks in place (:meth:`planner.family.WorkloadFamily.recost`),
-then plays it. Same figure as :func:`planner.validate._predict` (the step's makespan), without
+then replays it (:mod:`planner.replay`: the engine's answer on a graph compiled once). Same figure as :func:`planner.validate._predict` (the step's makespan), without
 building the graph or assembling the report again.
 """
 
@@ -14,13 +14,13 @@ import gc
 from typing import Any
 
 from planner.calibration import Calibration
-from planner.engine import play
 from planner.errors import PlannerInputError
 from planner.registry import family_of
+from planner.replay import compile_graph, makespan
 from planner.validate import row_scenario
 
-_COMPILED: dict[tuple, tuple[Any, Any, Any, list[str]] | tuple[PlannerInputError, list[str]]] = {}
-"""Per worker process: row -> (family, plan, graph, fields left blank), or the layout's error."""
+_COMPILED: dict[tuple, tuple[Any, Any, Any, Any, list[str]] | tuple[PlannerInputError, list[str]]] = {}
+"""Per worker process: row -> (family, plan, graph, compiled graph, fields left blank), or the layout's error."""
 
 
 _PLAYED: dict[tuple, dict[tuple[float, ...], float]] = {}
@@ -47,18 +47,19 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
                 _COMPILED[key] = (e, defaulted)
                 raise
             graph = fam.build_graph(plan)
-            _COMPILED[key] = (fam, plan, graph, defaulted)
+            compiled = compile_graph(graph.graph)
+            _COMPILED[key] = (fam, plan, graph, compiled, defaulted)
             gc.freeze()  # the compiled graphs live as long as the worker: keep them out of the collector's scans
         elif len(hit) == 2:
             raise hit[0]
         else:
-            fam, plan, graph, defaulted = hit
+            fam, plan, graph, compiled, defaulted = hit
             plan, graph = fam.recost(plan, graph, calib)
-            _COMPILED[key] = (fam, plan, graph, defaulted)
+            _COMPILED[key] = (fam, plan, graph, compiled, defaulted)
         times = _times(graph.graph)
         played = _PLAYED.setdefault(key, {})
         if times not in played:  # a constant this row's tasks do not depend on moves nothing
-            played[times] = play(graph.graph).makespan_s
+            played[times] = makespan(compiled, graph.graph)
         return played[times], None, defaulted
     except PlannerInputError as e:
         return None, str(e), defaulted

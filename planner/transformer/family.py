@@ -18,7 +18,7 @@ from planner.hardware import Cluster
 from planner.transformer.estimate import estimate
 from planner.transformer.format import format_result
 from planner.transformer.graph import StepGraph, build
-from planner.transformer.plan import StepPlan, make_plan
+from planner.transformer.plan import StepPlan, make_plan, recost_plan
 from planner.transformer.result import StepResult, assemble
 from planner.transformer.spec import TransformerSpec, load_model, preset_names, transformer_from_dict
 from planner.transformer.strategy import Strategy, check_layout
@@ -79,7 +79,7 @@ class TransformerFamily:
         return build(plan)
 
     def recost(self, plan: StepPlan, graph: StepGraph, calib: Calibration) -> tuple[StepPlan, StepGraph]:
-        plan = make_plan(plan.model, plan.strategy, plan.cluster, calib)
+        plan = recost_plan(plan, calib)
         return plan, build(plan, graph)
 
     def estimate(self, plan: StepPlan) -> Estimate:

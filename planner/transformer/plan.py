@@ -274,3 +274,13 @@ def make_plan(
         optimizer=[optimizer_step(comp, coll, s, d, e, dp) for d, e in split],
         memory=memory(model, s, cluster, comp.elem_bytes),
     )  # fmt: skip
+
+
+def recost_plan(plan: StepPlan, calib: Calibration) -> StepPlan:
+    """``plan``'s layout under another calibration: every cost again, the schedule's op lists (which
+    no constant changes) carried over."""
+    new = make_plan(plan.model, plan.strategy, plan.cluster, calib)
+    for name in ("ops", "pairs"):  # worked out already: seed the new plan's cached properties
+        if name in plan.__dict__:
+            new.__dict__[name] = plan.__dict__[name]
+    return new
