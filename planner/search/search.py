@@ -74,6 +74,10 @@ def default_min_gpus(gpus: int, min_gpus: int | None) -> int:
     return min_gpus
 
 
+MAX_DEFAULT_SEQUENCES_PER_GPU = 1024
+"""Most sequences per GPU in the default batch (at least 8,192 in all: only sequences under 512 tokens reach it)."""
+
+
 def default_global_batch(model: TransformerSpec, gpus: int) -> int:
     """The one default batch of search and compare: about 4M tokens per step (within 2x).
 
@@ -81,9 +85,11 @@ def default_global_batch(model: TransformerSpec, gpus: int) -> int:
     rounded up to a multiple of the GPU count (every data-parallel degree divides it). Past it, the
     batch stays near the target: a power of two times the GPU count's odd factor (so the layouts
     whose data-parallel degree divides it remain), never one sequence per GPU (at 100,000 GPUs and
-    2,048-token sequences that was 205M tokens).
+    2,048-token sequences that was 205M tokens). Sequences under 512 tokens stop at 8,192 or
+    MAX_DEFAULT_SEQUENCES_PER_GPU per GPU (4M one-token sequences were millions of micro-batches).
     """
     target = 2 ** round(math.log2(max(1.0, TOKENS_PER_STEP_DEFAULT / model.seq_len)))
+    target = min(target, max(8192, MAX_DEFAULT_SEQUENCES_PER_GPU * 2 ** math.ceil(math.log2(gpus))))
     if gpus <= target:
         return math.ceil(target / gpus) * gpus
     odd = gpus >> ((gpus & -gpus).bit_length() - 1)  # the GPU count without its factors of two
