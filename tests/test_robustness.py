@@ -112,15 +112,20 @@ def test_graph_size_is_capped_before_building() -> None:
         simulate("gpt3-1.7b", accelerator="h100-sxm-80gb", gpus=8, global_batch=8 * 10**6)
 
 
-def test_search_with_one_token_sequences_returns() -> None:
-    """It built a graph of millions of micro-batches before; now an answer or one clear line."""
+def test_search_with_one_token_sequences_answers() -> None:
+    """The default batch was 4M one-token sequences: millions of micro-batches, a search that never
+    returned. Now the default stops at 1,024 sequences per GPU (8,192 at least) and the search answers."""
     from planner.search import search
+    from planner.search.types import SearchSpace
 
-    try:
-        r = search("gpt3-1.7b", accelerator="h100-sxm-80gb", gpus=8, seq_len=1, workers=1)
-        assert r.results
-    except PlannerInputError as e:
-        assert "simulated step" in str(e)
+    space = SearchSpace(pp=(1,), micro_batch=(1, 8), recompute=("none",), zero_stage=(1,), sequence_parallel=(False,))
+    r = search("gpt3-1.7b", accelerator="h100-sxm-80gb", gpus=8, seq_len=1, workers=1, space=space, min_gpus=8)
+    assert r.results and r.global_batch == 8192
+
+
+def test_default_batch_of_short_sequences_is_bounded_per_gpu() -> None:
+    assert default_global_batch(load_model("gpt3-1.7b", 1), 8) == 8192
+    assert default_global_batch(load_model("gpt3-1.7b", 512), 8) == 8192  # 4M tokens: not capped
 
 
 # ---------------------------------------------------------------- item 7: missed constraints said
