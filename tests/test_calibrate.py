@@ -66,6 +66,7 @@ def write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
 # ------------------------------------------------------------------------------- the CSV fit
 
 
+@pytest.mark.slow  # a whole calibration fit (~70 s on 2 idle cores)
 @needs_shared
 def test_fit_even_rows_predicts_odd_rows_no_worse(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The issue's acceptance test: fit on the even-position half of vtrain_multi.csv, predict the

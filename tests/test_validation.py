@@ -40,6 +40,7 @@ def test_vtrain_single_median_within_8_percent() -> None:
     assert med <= 0.08, f"vtrain_single median |error| {med:.1%} > 8 %"
 
 
+@pytest.mark.slow  # simulates every published row: the longest test here
 def test_published_fully_specified_median_within_10_percent() -> None:
     rep = validate_rows(read_rows(SHARED / "published.csv"))
     full = rep.fully_specified
