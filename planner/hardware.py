@@ -40,7 +40,7 @@ the CUDA context alone is 0.3-0.6 GiB on A100/H100); see docs/model.md."""
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # finite figures only
 
 
 class Accelerator(_Spec):
@@ -179,7 +179,7 @@ class ClusterSpec(_Spec):
 class Cluster(BaseModel):
     """The resolved cluster a scenario runs on: what the simulator and the report use."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     name: str
     accelerator: Accelerator
@@ -436,8 +436,8 @@ def override_node(node: NodeType, gpus_per_node: int | None, inter_node_gbps_per
         upd["gpus_per_node"] = g
         upd["scale_up"] = node.scale_up.model_copy(update={"domain_size": min(node.scale_up.domain_size, g)})
     per_gpu = node.scale_out_gbps_per_gpu if inter_node_gbps_per_gpu is None else inter_node_gbps_per_gpu
-    if inter_node_gbps_per_gpu is not None and inter_node_gbps_per_gpu <= 0:
-        raise PlannerInputError("inter_node_gbps_per_gpu", f"must be > 0, got {inter_node_gbps_per_gpu}")
+    if inter_node_gbps_per_gpu is not None and not 0 < inter_node_gbps_per_gpu < float("inf"):  # NaN fails too
+        raise PlannerInputError("inter_node_gbps_per_gpu", f"must be finite and > 0, got {inter_node_gbps_per_gpu}")
     # Keep the per-GPU scale-out bandwidth (one NIC per GPU, each per_gpu Gb/s).
     upd["scale_out"] = node.scale_out.model_copy(update={"nics_per_node": g, "nic_gbps": per_gpu})
     return node.model_copy(update=upd)
