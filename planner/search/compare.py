@@ -142,10 +142,15 @@ def compare(
         simulator=FullSimulator(workers=workers, calib=calib, progress=progress),
         calib=calib,
     )
-    rows = [
-        _row(searcher, spec, i, gpus, n_tokens, gm, deadline_days, budget_usd, max_gpus, global_batch, objective)
-        for i in instances
-    ]
+    rows = []
+    for i in instances:
+        try:
+            row = _row(
+                searcher, spec, i, gpus, n_tokens, gm, deadline_days, budget_usd, max_gpus, global_batch, objective
+            )
+            rows.append(row)
+        except PlannerInputError as e:  # this hardware cannot run it (e.g. no NIC figure): its row says why
+            rows.append(CompareRow(**_base(i), gpus=gpus, fits=False, reason=str(e)))
 
     def key(r: CompareRow) -> tuple[float, float]:
         if r.run is None:
@@ -163,6 +168,20 @@ def compare(
     )
 
 
+def _base(instance: str) -> dict:
+    """The fields of an instance's row that hold whether or not it runs: ids and price."""
+    inst = catalog().instance(instance, field="instances")
+    node = catalog().node_type(inst.node_type)
+    return {
+        "instance": instance,
+        "provider": inst.provider,
+        "accelerator": node.accelerator,
+        "price_source": inst.price_source,
+        "price_date": inst.price_date,
+        "usd_per_gpu_hour": inst.usd_per_hour / node.gpus_per_node if inst.usd_per_hour is not None else None,
+    }
+
+
 def _row(
     searcher: Searcher,
     spec: TransformerSpec,
@@ -176,38 +195,8 @@ def _row(
     global_batch: int | None,
     objective: Objective,
 ) -> CompareRow:
-    inst = catalog().instance(instance, field="instances")
-    node = catalog().node_type(inst.node_type)
-    base = {
-        "instance": instance,
-        "provider": inst.provider,
-        "accelerator": node.accelerator,
-        "price_source": inst.price_source,
-        "price_date": inst.price_date,
-        "usd_per_gpu_hour": inst.usd_per_hour / node.gpus_per_node if inst.usd_per_hour is not None else None,
-    }
-    try:
-        return _answer(base, searcher, spec, instance, gpus, tokens, gm, deadline_days, budget_usd, max_gpus,
-                       global_batch, objective)  # fmt: skip
-    except PlannerInputError as e:  # this hardware cannot run it (e.g. no NIC figure): this row says why
-        return CompareRow(**base, gpus=gpus, fits=False, reason=str(e))
-
-
-def _answer(
-    base: dict,
-    searcher: Searcher,
-    spec: TransformerSpec,
-    instance: str,
-    gpus: int | None,
-    tokens: float,
-    gm: GoodputModel,
-    deadline_days: float | None,
-    budget_usd: float | None,
-    max_gpus: int,
-    global_batch: int | None,
-    objective: Objective,
-) -> CompareRow:
     """One instance's row: its GPU count, best layout and run, and whether it meets the constraints."""
+    base = _base(instance)
     n = gpus
     if n is None:
         n = choose_gpus(
