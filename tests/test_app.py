@@ -271,6 +271,16 @@ def test_a_hugging_face_config_upload_becomes_the_model() -> None:
     at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="in_model").value == "tiny-llama"
-    assert at.caption[0].value.startswith("tiny-llama on") and "Step time" in metrics(at)
+    assert at.caption[0].value.startswith("tiny\\-llama on") and "Step time" in metrics(at)
     at.file_uploader(key="in_hf_upload").set_value(("x.json", b'{"model_type": "llama"}', "application/json")).run()
     assert not at.exception and len(at.error) == 1 and "hidden" in at.error[0].value
+
+
+def test_simulate_tp_across_nodes_is_noted_and_out_of_memory_is_greyed() -> None:
+    at = page("simulate")
+    at.session_state["sim_pending"] = {"in_model": "gpt3-175b", "in_gpus": 16, "tp": 16, "recompute": "full"}
+    at.run()
+    assert not at.exception
+    assert any("spans 2 nodes of 8 GPUs" in w.value for w in at.warning)
+    assert any("Does not fit" in e.value for e in at.error)
+    assert at.get("html") and "sim_metrics_oom" in at.get("html")[0].proto.body

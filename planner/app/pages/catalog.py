@@ -151,7 +151,7 @@ def render() -> None:
     if text.strip():
         ok = guarded(check_spec, kind, text, name)
         if ok is not None:
-            st.success(ok)
+            st.success(escape_md(ok))
             if kind == "model" and st.button("Use this model in Simulate", key="cat_use_model_btn"):
                 spec = guarded(_spec_of, text, name)
                 if spec is not None:

@@ -183,25 +183,26 @@ def _nearest_fit(
     lay = best["layout"]
     st.session_state[PENDING_KEY] = {k: lay[k] for k in ("tp", "pp", "vpp", "cp", "ep", "micro_batch", "recompute",
                                                           "zero_stage", "sequence_parallel", "global_batch")}  # fmt: skip
-    st.success(f"Nearest layout that fits: {lay['label'] if 'label' in lay else best['layout']}; applied.")
     st.rerun()
 
 
 def _caption(model_name: str, r: dict[str, Any], recsys: bool, gb_given: bool) -> None:
     if recsys:
         counts = ", ".join(f"{n} {k.replace('_', '-')}" for k, n in r["sharding"].get("counts", {}).items())
-        st.caption(f"{model_name}: embedding sharding {counts}")
+        st.caption(escape_md(f"{model_name}: embedding sharding {counts}"))
         return
     s, cl = r["scenario"]["strategy"], r["scenario"]["cluster"]
     st.caption(
-        f"{model_name} on {cl['name']}: tp{s['tp']} pp{s['pp']} dp{s['dp']} cp{s['cp']} ep{s['ep']} vpp{s['vpp']},"
-        f" micro-batch {s['micro_batch']}, {r['scenario']['micro_batches_per_replica']} micro-batches per replica,"
-        f" {s['precision']}, schedule {s['schedule']}"
+        escape_md(
+            f"{model_name} on {cl['name']}: tp{s['tp']} pp{s['pp']} dp{s['dp']} cp{s['cp']} ep{s['ep']} vpp{s['vpp']},"
+            f" micro-batch {s['micro_batch']}, {r['scenario']['micro_batches_per_replica']} micro-batches per replica,"
+            f" {s['precision']}, schedule {s['schedule']}"
+        )
     )
     seqs = s["global_batch"]
     tokens = seqs * r["scenario"]["model"].get("seq_len", 0)
     how = "as given" if gb_given else "planner's default for this layout, now kept in the input"
-    st.info(f"Global batch: {seqs:,} sequences ({tokens / 1e6:,.2f} M tokens) per step, {how}.")
+    st.info(escape_md(f"Global batch: {seqs:,} sequences ({tokens / 1e6:,.2f} M tokens) per step, {how}."))
     if not gb_given:
         st.session_state[FILL_KEY] = seqs
     gpn = cl.get("gpus_per_node") or 0

@@ -11,7 +11,7 @@ import streamlit as st
 import yaml
 
 from planner.app import charts
-from planner.app.common import guarded, session_dir, show_error
+from planner.app.common import escape_md, guarded, session_dir, show_error
 from planner.app.inputs import hardware_input, init_inputs, model_input
 from planner.app.tables import show_table
 from planner.errors import PlannerInputError
@@ -97,7 +97,7 @@ def _define() -> None:
     if checked is None:
         return
     n = checked.count()
-    st.caption(f"{n:,} points around " + ", ".join(f"{k} {v}" for k, v in spec["base"].items()))
+    st.caption(escape_md(f"{n:,} points around " + ", ".join(f"{k} {v}" for k, v in spec["base"].items())))
     if n > APP_MAX_POINTS:
         show_error(f"{n} points: the app runs at most {APP_MAX_POINTS}; use planner sweep for larger grids")
         return
