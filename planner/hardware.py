@@ -14,6 +14,7 @@ accelerator and per direction unless the name says otherwise.
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -214,10 +215,14 @@ class Cluster(BaseModel):
 
 
 def specs_dir() -> Path:
-    """Where the catalog lives: $PLANNER_SPECS, else hardware_specs/ next to the package."""
+    """Where the catalog lives: $PLANNER_SPECS, else the wheel's copy (planner/hardware_specs, made by setup.py's
+    build hook from the one source), else the repository's hardware_specs/ (an editable install, a checkout)."""
     env = os.environ.get("PLANNER_SPECS")
     if env:
         return Path(env)
+    shipped = Path(str(importlib.resources.files("planner") / "hardware_specs"))
+    if (shipped / "accelerators.yaml").is_file():
+        return shipped
     return Path(__file__).resolve().parent.parent / "hardware_specs"
 
 
