@@ -4,6 +4,7 @@ are not what they claim, a full disk, read-only opening of a store. Each ends in
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,19 @@ def test_read_only_store_changes_no_file(tmp_path: Path) -> None:
     ro = Store(store, readonly=True)
     assert [r["gpus"] for r in ro.rows()] == [8, 16]
     ro.close()
+
+
+def test_time_limit_holds_outside_the_main_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app runs a sweep (workers=1) in a script thread, where SIGALRM cannot time a point: the point
+    then runs in a worker process, and a hanging one still becomes an error row."""
+    monkeypatch.setattr(executors, "run_point", _hang_at_16)
+    out: list[Any] = []
+    t = threading.Thread(
+        target=lambda: out.append(
+            run_sweep({"base": BASE, "axes": {"gpus": [8, 16]}}, workers=1, point_timeout_s=1.0)[1]
+        ),
+        daemon=True,  # without the limit it would hang: do not hang pytest's exit too
+    )
+    t.start()
+    t.join(60)
+    assert not t.is_alive() and [r["status"] for r in out[0]] == ["ok", "error"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -85,7 +86,9 @@ class LocalProcesses:
 
     def results(self, todo: Iterable[Job], search: bool) -> Iterator[tuple[Job, Outcome]]:
         preload(search)
-        if self.workers <= 1:
+        # one worker runs here, timed by SIGALRM, which only the main thread has (an app's script
+        # thread has not: there a point runs in a worker process, which can be replaced)
+        if self.workers <= 1 and (self.timeout_s is None or threading.current_thread() is threading.main_thread()):
             for job in todo:
                 t0 = time.perf_counter()
                 try:
