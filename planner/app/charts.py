@@ -258,12 +258,14 @@ def pareto_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: st
     """Layouts as points labelled with their GPU count, the Pareto front drawn as a step line;
     the axes start near the data, not at zero."""
     base = alt.Chart(points)
-    dots = base.mark_circle(size=90).encode(
+    dots = base.mark_point(filled=True).encode(
         x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(zero=False)),
         y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(zero=False)),
-        color=alt.Color(
-            "front:N", title=None, scale=alt.Scale(domain=["on the front", "dominated"], range=["#d62728", "#9e9e9e"])
+        color=alt.Color("GPUs label:N", title="GPUs", scale=alt.Scale(scheme="category10")),
+        shape=alt.Shape(
+            "front:N", title=None, scale=alt.Scale(domain=["on the front", "dominated"], range=["diamond", "circle"])
         ),  # fmt: skip
+        size=alt.Size("front:N", legend=None, scale=alt.Scale(domain=["on the front", "dominated"], range=[160, 60])),
         tooltip=["GPUs", "layout", alt.Tooltip(f"{x}:Q", format=",.3g"), alt.Tooltip(f"{y}:Q", format=",.4g")],
     )
     labels = (
@@ -273,7 +275,7 @@ def pareto_chart(points: pd.DataFrame, x: str, y: str, x_title: str, y_title: st
     )
     front = (
         base.transform_filter(alt.datum.front == "on the front")
-        .mark_line(interpolate="step-after", color="#d62728", strokeWidth=1.5)
+        .mark_line(interpolate="step-after", color="#555555", strokeWidth=1.5, strokeDash=[4, 2])
         .encode(x=f"{x}:Q", y=f"{y}:Q", order=f"{x}:Q")
     )
     return (front + dots + labels).interactive()

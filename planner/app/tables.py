@@ -41,7 +41,8 @@ def _column(name: str, s: pd.Series) -> tuple[pd.Series, Any]:
     if numeric or kind == "seconds":
         return s.map(lambda v: fmt_value(v, kind)), st.column_config.TextColumn(label)
     text = s.map(lambda v: fmt_value(v, "text"))
-    return text, st.column_config.TextColumn(label)
+    wide = text.str.len().max() > 40 if len(text) else False
+    return text, st.column_config.TextColumn(label, width="large" if wide else None)
 
 
 def prepare(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:

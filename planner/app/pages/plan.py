@@ -118,6 +118,13 @@ def _pareto(res: dict[str, Any], model: str) -> None:
     )
     if not priced:
         st.caption("No price for this hardware: the chart shows GPU-hours instead of dollars.")
+    on_front = sorted({s["gpus"] for s in res["pareto"]}, reverse=True)
+    off = [k for k in res["gpu_counts"] if k not in set(pts["GPUs"])]
+    st.caption(
+        f"On the front (diamonds, dashed line): {', '.join(map(str, on_front))} GPUs."
+        + (f" Not drawn: {', '.join(map(str, off))} GPUs, whose layouts are neither among the ranked ones"
+           " nor on the front (slower and no cheaper)." if off else "")
+    )  # fmt: skip
     st.altair_chart(charts.pareto_chart(pts, "days", y, "days for the whole run", title), width="stretch")
 
 
