@@ -120,6 +120,12 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     )
     st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
     st.add_argument(
+        "--framework",
+        metavar="NAME",
+        help="training framework whose documented choices apply (recommendation models: tf2-dle, sok, hugectr, "
+        "torchrec; default planner's generic model)",
+    )
+    st.add_argument(
         "--tp-comm-overlap",
         action="store_true",
         default=None,
@@ -169,7 +175,7 @@ def strategy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
         "schedule": "schedule", "attention": "attention", "dp_overlap": "dp_overlap", "bucket_mb": "bucket_mb",
         "cp_algorithm": "cp_algorithm", "moe_capacity_factor": "moe_capacity_factor",
         "moe_imbalance": "moe_imbalance", "moe_shared_expert_overlap": "moe_shared_expert_overlap",
-        "tp_comm_overlap": "tp_comm_overlap",
+        "tp_comm_overlap": "tp_comm_overlap", "framework": "framework",
     }  # fmt: skip
     return {dst: getattr(a, src) for src, dst in names.items() if getattr(a, src, None) is not None}
 

@@ -64,11 +64,11 @@ class EmbeddingPerfEstimator:
         for o in options:
             t = o.table
             k = len(o.shards)
-            cache: dict[tuple[int, int], tuple[float, float]] = {}
+            cache: dict[tuple[int, int], tuple[float, float, float, float]] = {}
             for s in o.shards:
                 key = (s.rows, s.cols)
                 if key in cache:
-                    s.fwd_s, s.bwd_s = cache[key]
+                    s.fwd_s, s.bwd_s, s.fwd_bytes, s.bwd_bytes = cache[key]
                     continue
                 if o.sharding_type == "data_parallel":
                     ids, out_rows = topo.local_batch * t.pooling_factor, topo.local_batch
@@ -83,8 +83,8 @@ class EmbeddingPerfEstimator:
                     hit = topo.cache_load_factor
                     f = comp.memory_s(fwd_b * hit) + fwd_b * (1 - hit) / topo.host_link_bytes_s
                     b = comp.memory_s(bwd_b * hit) + bwd_b * (1 - hit) / topo.host_link_bytes_s
-                s.fwd_s, s.bwd_s = f, b
-                cache[key] = (f, b)
+                s.fwd_s, s.bwd_s, s.fwd_bytes, s.bwd_bytes = f, b, fwd_b, bwd_b
+                cache[key] = (f, b, fwd_b, bwd_b)
             if n == 1:
                 o.comm_s = 0.0
             elif o.sharding_type == "data_parallel":

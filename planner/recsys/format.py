@@ -16,7 +16,8 @@ def format_recsys(r: RecsysStepResult) -> str:
         f"{m['name']} ({m['tables']} tables, {m['embedding_gib']:,.1f} GiB of embeddings, {m['interaction']} interaction)"
         f" on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
         f"global batch {st['global_batch']:,} ({st['local_batch']:,} per GPU), dense {st['precision']},"
-        f" sparse optimizer {m['sparse_optimizer']}",
+        f" sparse optimizer {m['sparse_optimizer']}"
+        + (f", framework {st['framework']}" if st.get("framework") else ""),
         f"sharding ({r.sharding['placement']}, {r.sharding['forced']}): {counts}",
         "",
         f"throughput       {r.samples_per_s:14,.0f} samples/s",

@@ -50,6 +50,8 @@ class DenseCosts:
     interaction_bwd_s: float = 0.0
     top_fwd_s: float = 0.0
     top_bwd_s: float = 0.0
+    top_wgrad_s: float = 0.0  # the weight-gradient GEMMs inside top_bwd_s
+    interaction_wgrad_s: float = 0.0  # the cross layers' weight-gradient GEMMs inside interaction_bwd_s
     cast_fwd_s: float = 0.0
     cast_bwd_s: float = 0.0
     optimizer_s: float = 0.0
@@ -68,15 +70,20 @@ def wgrad_s(comp: ComputeModel, m: int, n: int, k: int) -> float:
     return comp.gemm_s(m, n, -(-k // s), batch=s) + comp.memory_s(s * m * n * 4.0)
 
 
-def _mlp(comp: ComputeModel, b: int, layers: list[tuple[int, int]], first_needs_dgrad: bool) -> tuple[float, float]:
+def _mlp(
+    comp: ComputeModel, b: int, layers: list[tuple[int, int]], first_needs_dgrad: bool
+) -> tuple[float, float, float]:
+    """(forward, backward, the backward's weight-gradient GEMMs) of an MLP on ``b`` samples."""
     e = comp.elem_bytes
-    fwd = bwd = 0.0
+    fwd = bwd = wgrad = 0.0
     for j, (i, o) in enumerate(layers):
         fwd += comp.gemm_s(b, o, i) + comp.memory_s(2.0 * b * o * e)
-        bwd += wgrad_s(comp, i, o, b) + comp.memory_s(4.0 * b * o * e)  # weight gradient, elementwise
+        w = wgrad_s(comp, i, o, b)
+        wgrad += w
+        bwd += w + comp.memory_s(4.0 * b * o * e)  # weight gradient, elementwise
         if j > 0 or first_needs_dgrad:
             bwd += comp.gemm_s(b, i, o)  # input gradient
-    return fwd, bwd
+    return fwd, bwd, wgrad
 
 
 def _roofline_s(comp: ComputeModel, flops: float, nbytes: float) -> float:
@@ -88,8 +95,8 @@ def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_byt
     """Forward and backward time of the bottom MLP, interaction, top MLP and dense optimizer."""
     b, e = local_batch, comp.elem_bytes
     c = DenseCosts()
-    c.bottom_fwd_s, c.bottom_bwd_s = _mlp(comp, b, spec.bottom_layers(), first_needs_dgrad=False)
-    c.top_fwd_s, c.top_bwd_s = _mlp(comp, b, spec.top_layers(), first_needs_dgrad=True)
+    c.bottom_fwd_s, c.bottom_bwd_s, _ = _mlp(comp, b, spec.bottom_layers(), first_needs_dgrad=False)
+    c.top_fwd_s, c.top_bwd_s, c.top_wgrad_s = _mlp(comp, b, spec.top_layers(), first_needs_dgrad=True)
     emb_elems = b * (spec.interaction_in_dim - spec.bottom_mlp[-1])
     c.cast_fwd_s = comp.memory_s(emb_elems * (comm_bytes + e))
     c.cast_bwd_s = comp.memory_s(emb_elems * (e + GRAD_BYTES))
@@ -103,9 +110,9 @@ def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_byt
         d, r = spec.interaction_in_dim, spec.cross_rank
         for _ in range(spec.cross_layers):
             c.interaction_fwd_s += comp.gemm_s(b, r, d) + comp.gemm_s(b, d, r) + comp.memory_s(4.0 * b * d * e)
-            c.interaction_bwd_s += (
-                comp.gemm_s(b, d, r) + wgrad_s(comp, d, r, b) + comp.gemm_s(b, r, d) + wgrad_s(comp, r, d, b)
-            ) + comp.memory_s(6.0 * b * d * e)
+            w = wgrad_s(comp, d, r, b) + wgrad_s(comp, r, d, b)
+            c.interaction_wgrad_s += w
+            c.interaction_bwd_s += (comp.gemm_s(b, d, r) + w + comp.gemm_s(b, r, d)) + comp.memory_s(6.0 * b * d * e)
     c.optimizer_s = comp.memory_s(spec.dense_params * DENSE_OPT_BYTES_PER_PARAM[spec.dense_optimizer])
     return c
 
@@ -121,6 +128,20 @@ def dense_memory_bytes(spec: RecsysSpec, local_batch: int, act_bytes: int) -> tu
     return params, 2.0 * local_batch * per_sample * act_bytes
 
 
+def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel) -> tuple[float, float]:
+    """(forward, backward) seconds of ``rank``'s lookups as fused kernels: the HBM bytes of all its
+    shards in one launch each way (FBGEMM TBE / HugeCTR embedding collection), host shards as estimated."""
+    shards = [(o, s) for o in plan.options for s in o.shards if s.rank == rank]
+    hbm = [s for o, s in shards if o.location == "hbm"]
+    host_f = sum(s.fwd_s for o, s in shards if o.location != "hbm")
+    host_b = sum(s.bwd_s for o, s in shards if o.location != "hbm")
+    if not hbm:
+        return host_f, host_b
+    fwd = comp.memory_s(sum(s.fwd_bytes for s in hbm), kernels=1)
+    bwd = comp.memory_s(sum(s.bwd_bytes for s in hbm), kernels=1)
+    return fwd + host_f, bwd + host_b
+
+
 @dataclass
 class RecsysGraph:
     graph: nx.DiGraph
@@ -130,8 +151,14 @@ class RecsysGraph:
 
 
 def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll: CollectiveModel,
-          dp_overlap: bool = True, input_dist: bool = True, step_host_s: float | None = None) -> RecsysGraph:  # fmt: skip
-    """The step graph of the plan's slowest rank (see the module docstring)."""
+          dp_overlap: bool = True, input_dist: str = "blocking", step_host_s: float | None = None,
+          fused: bool = False, async_wgrad: bool = False, unpooled_rw: bool = False) -> RecsysGraph:  # fmt: skip
+    """The step graph of the plan's slowest rank (see the module docstring). ``input_dist``: the id
+    all-to-all is absent ("none"), gates the lookup ("blocking") or, issued for the next batch,
+    only shares the link ("pipelined"); ``fused``: the rank's lookups are one kernel and its backward
+    and optimizer another; ``async_wgrad``: top-MLP and interaction weight gradients run after the
+    embedding gradients are sent; ``unpooled_rw``: row-wise shards return each looked-up vector to
+    its sample's rank by all-to-all (SOK) instead of reduce-scattering pooled partial sums (TorchRec)."""
     if step_host_s is None:
         step_host_s = comp.calib.recsys_step_host_s
     g = nx.DiGraph()
@@ -152,19 +179,25 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
         return add(key, stream, kind, label, latency=c.latency_s, transfer=c.transfer_s, link=f"0/{c.link}")
 
     none = CommCost(0.0, 0.0, "up")
-    a2a = coll.cost("all_to_all", a2a_bytes(plan, spec, topo), world) if n > 1 else none
+    a2a_b = a2a_bytes(plan, spec, topo)
     rw_bytes = max(r.rw_bytes for r in plan.ranks)
+    if unpooled_rw:
+        rw_tables = [o.table for o in plan.options if o.sharding_type == "row_wise"]
+        a2a_b += topo.local_batch * sum(t.pooling_factor * t.dim for t in rw_tables) * cb
+        rw_bytes = 0.0
+    a2a = coll.cost("all_to_all", a2a_b, world) if n > 1 and a2a_b > 0 else none
     rs = coll.cost("reduce_scatter", rw_bytes, world) if n > 1 and rw_bytes > 0 else None
     ag = coll.cost("all_gather", rw_bytes, world) if n > 1 and rw_bytes > 0 else None
 
     # ---- forward
     host = add("HOST", "compute", "host", "step overhead (host)", duration=step_host_s)
     prev_a2a: str | None = None
-    if input_dist and n > 1:
+    if input_dist != "none" and n > 1:
         ids = topo.local_batch * sum(t.pooling_factor for t in spec.tables) * ID_BYTES
         prev_a2a = comm("IN", "a2a", "a2a_comm", "input distribution (ids)", coll.cost("all_to_all", ids, world))
-    ef = add("EMB_F", "compute", "embedding", f"embedding lookup ({len(slow.tables)} shards)", duration=slow.fwd_s)
-    if prev_a2a:
+    emb_f_s, emb_b_s = fused_lookup_s(plan, slow.rank, comp) if fused else (slow.fwd_s, slow.bwd_s)
+    ef = add("EMB_F", "compute", "embedding", f"embedding lookup ({len(slow.tables)} shards)", duration=emb_f_s)
+    if prev_a2a and input_dist == "blocking":
         g.add_edge(prev_a2a, ef)
     af = comm("A2A_F", "a2a", "a2a_comm", "pooled embeddings all-to-all", a2a)
     g.add_edge(ef, af)
@@ -180,9 +213,16 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     f_int = add("INT_F", "compute", "dense", f"{spec.interaction} interaction forward", duration=dc.interaction_fwd_s)
     tf = add("TOP_F", "compute", "dense", "top MLP forward", duration=dc.top_fwd_s)
     # ---- backward
-    tb = add("TOP_B", "compute", "dense", "top MLP backward", duration=dc.top_bwd_s)
-    ib = add("INT_B", "compute", "dense", f"{spec.interaction} interaction backward", duration=dc.interaction_bwd_s)
+    wg_s = dc.top_wgrad_s + dc.interaction_wgrad_s if async_wgrad else 0.0
+    tb = add("TOP_B", "compute", "dense", "top MLP backward",
+             duration=dc.top_bwd_s - (dc.top_wgrad_s if async_wgrad else 0.0))  # fmt: skip
+    ib = add("INT_B", "compute", "dense", f"{spec.interaction} interaction backward",
+             duration=dc.interaction_bwd_s - (dc.interaction_wgrad_s if async_wgrad else 0.0))  # fmt: skip
     cbk = add("CAST_B", "compute", "dense", "embedding gradients", duration=dc.cast_bwd_s)
+    last_dense = cbk
+    if async_wgrad:
+        last_dense = add("WGRAD", "compute", "dense", "top MLP + interaction weight gradients", duration=wg_s)
+        g.add_edge(cbk, last_dense)
     ab = comm("A2A_B", "a2a", "a2a_comm", "embedding gradients all-to-all", a2a)
     g.add_edge(cbk, ab)
     last_b = ab
@@ -190,7 +230,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
         last_b = comm("AG_B", "a2a", "a2a_comm", "row-wise gradient all-gather", ag)
         g.add_edge(cbk, last_b)
     bb = add("BOT_B", "compute", "dense", "bottom MLP backward", duration=dc.bottom_bwd_s)
-    eb = add("EMB_B", "compute", "embedding", "embedding backward + sparse optimizer", duration=slow.bwd_s)
+    eb = add("EMB_B", "compute", "embedding", "embedding backward + sparse optimizer", duration=emb_b_s)
     g.add_edge(ab, eb)
     g.add_edge(last_b, eb)
     for a, b in (
@@ -202,7 +242,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
         (tf, tb),
         (tb, ib),
         (ib, cbk),
-        (cbk, bb),
+        (last_dense, bb),
         (bb, eb),
     ):
         g.add_edge(a, b)
@@ -217,7 +257,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
                    coll.cost("all_reduce", top_params * GRAD_BYTES, world))  # fmt: skip
         ar2 = comm("AR_BOT", "dp", "dp_comm", "all-reduce bottom MLP grads",
                    coll.cost("all_reduce", bot_params * GRAD_BYTES, world))  # fmt: skip
-        g.add_edge(ib if dp_overlap else bb, ar1)
+        g.add_edge((last_dense if async_wgrad else ib) if dp_overlap else bb, ar1)
         g.add_edge(bb, ar2)
         g.add_edge(ar1, opt)
         g.add_edge(ar2, opt)

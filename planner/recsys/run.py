@@ -18,6 +18,7 @@ from planner.engine import Timeline, play
 from planner.errors import PlannerInputError, pydantic_message
 from planner.hardware import RUNTIME_RESERVE_GIB, Cluster
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.frameworks import comm_dtype, input_dist, recsys_framework, step_host_s
 from planner.recsys.graph import RecsysGraph, build, dense_memory_bytes
 from planner.recsys.planner import plan_sharding
 from planner.recsys.result import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown
@@ -127,8 +128,21 @@ class RecsysPlan:
     sharding: Plan
 
 
+def framework_spec(spec: RecsysSpec, s: RecsysStrategy) -> RecsysSpec:
+    """The model as the framework stores and exchanges it: tables in ``embedding_precision`` (fp16
+    halves their bytes and memory), pooled embeddings on the wire in the framework's dtype."""
+    update: dict[str, Any] = {}
+    if s.embedding_precision is not None:
+        update["tables"] = tuple(t.model_copy(update={"dtype": s.embedding_precision}) for t in spec.tables)
+    wire = comm_dtype(recsys_framework(s.framework), s.precision)
+    if wire is not None and spec.embedding_comm_dtype is None:
+        update["embedding_comm_dtype"] = wire
+    return spec.model_copy(update=update) if update else spec
+
+
 def plan_step(spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, calib: Calibration) -> RecsysPlan:
-    """Plan the sharding of ``spec`` on ``cluster``."""
+    """Plan the sharding of ``spec`` on ``cluster`` (as the strategy's framework stores it)."""
+    spec = framework_spec(spec, strategy)
     comp = ComputeModel(cluster.accelerator, calib, strategy.precision)
     coll = CollectiveModel(cluster, calib)
     topo = topology(spec, cluster, strategy, comp, coll)
@@ -138,8 +152,12 @@ def plan_step(spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, cali
 
 def build_graph(p: RecsysPlan) -> RecsysGraph:
     """The task graph of a planned step."""
+    fw = recsys_framework(p.strategy.framework)
+    host_s = step_host_s(fw, p.calib.recsys_step_host_s, p.calib.kernel_floor_s)
     return build(p.spec, p.sharding, p.topo, p.comp, p.coll, dp_overlap=p.strategy.dp_overlap,
-                 input_dist=p.strategy.placement == "torchrec")  # fmt: skip
+                 input_dist=input_dist(fw, p.strategy.placement), step_host_s=host_s,
+                 fused=fw is not None and fw.fused_embedding, async_wgrad=fw is not None and fw.async_wgrad,
+                 unpooled_rw=fw is not None and fw.unpooled_rw)  # fmt: skip
 
 
 def simulate_recsys(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES, strategy_defaults
 
 RECSYS_STRATEGY_FIELDS = ("global_batch", "precision", "sharding", "placement", "host_memory_gib", "cache_load_factor",
-                          "dp_overlap")  # fmt: skip
+                          "dp_overlap", "framework", "embedding_precision")  # fmt: skip
 
 CACHE_LOAD_FACTOR = 0.2
 """Fraction of a host-resident table's rows cached in HBM, and the hit rate assumed for it (uniform
@@ -31,3 +33,19 @@ class RecsysStrategy(BaseModel):
     host_memory_gib: float | None = Field(default=None, gt=0, description="host RAM per node; default the node's")
     cache_load_factor: float = Field(default=CACHE_LOAD_FACTOR, ge=0, le=1)
     dp_overlap: bool = Field(default=True, description="overlap the dense all-reduce with the backward pass")
+    framework: Literal["tf2-dle", "sok", "hugectr", "torchrec"] | None = Field(
+        default=None,
+        description="the training framework, whose documented choices (planner.recsys.frameworks) set placement, "
+        "sharding, kernels, overlap and host time; default planner's generic model",
+    )
+    embedding_precision: Literal["fp32", "fp16"] | None = Field(
+        default=None, description="dtype the embedding tables are stored in; default the model's"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _framework_defaults(cls, data: Any) -> Any:
+        """A framework's placement and sharding, where the user did not give them."""
+        if isinstance(data, dict) and data.get("framework") in RECSYS_FRAMEWORK_NAMES:
+            return {**strategy_defaults(data["framework"]), **data}
+        return data

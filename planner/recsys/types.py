@@ -66,6 +66,8 @@ class Shard:
     fwd_s: float = 0.0  # lookup (and pooling) time on its device
     bwd_s: float = 0.0  # gradient and fused optimizer update
     rank: int | None = None
+    fwd_bytes: float = 0.0  # HBM bytes of the lookup (what a fused kernel moves for this shard)
+    bwd_bytes: float = 0.0  # HBM bytes of the gradient and optimizer update
 
     @property
     def perf_s(self) -> float:
