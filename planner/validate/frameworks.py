@@ -70,6 +70,16 @@ DGX_HOST_MEMORY_GIB = {"a100-sxm-80gb": 2048.0, "a100-sxm-40gb": 1024.0, "v100-s
 80 GB GPUs, 1 TB with 40 GB; DGX-1 with V100 32GB: 512 GB), for tables offloaded to the CPU."""
 
 
-def recsys_choices(accelerator: str) -> dict[str, Any]:
-    """The strategy fields DeepLearningExamples TF2 fixes for a recommendation row on ``accelerator``."""
-    return dict(DLE_TF2, host_memory_gib=DGX_HOST_MEMORY_GIB.get(accelerator))
+def recsys_choices(accelerator: str, framework: str = "") -> dict[str, Any]:
+    """The strategy fields of a recommendation row on ``accelerator``: its ``framework`` column (blank:
+    tf2-dle, the DeepLearningExamples TF2 rows of recsys.csv), whose documented choices
+    planner.recsys.frameworks holds, and the DGX's host memory."""
+    from planner.errors import PlannerInputError
+    from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES
+
+    fw = framework.strip().lower() or "tf2-dle"
+    if fw not in RECSYS_FRAMEWORK_NAMES:
+        known = ", ".join(RECSYS_FRAMEWORK_NAMES)
+        raise PlannerInputError("framework", f"'{fw}' is not a recommendation framework ({known})")
+    fields: dict[str, Any] = {"framework": fw, "host_memory_gib": DGX_HOST_MEMORY_GIB.get(accelerator)}
+    return dict(DLE_TF2, **fields) if fw == "tf2-dle" else fields

@@ -198,7 +198,7 @@ def _recsys_row(row: dict[str, str], line: int) -> ParsedRow:
     strategy = family("recsys").make_strategy(
         global_batch=gb,
         precision=(row.get("precision") or "").strip() or None,
-        **recsys_choices((row.get("accelerator") or "").strip()),
+        **recsys_choices((row.get("accelerator") or "").strip(), row.get("framework") or ""),
     )
     return ParsedRow(spec, cluster, strategy, defaulted, spec.name, per_step=float(gb))
 
