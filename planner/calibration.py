@@ -147,7 +147,8 @@ class Calibration(BaseModel):
         description=(
             "host time per recommendation-model step that no kernel hides: step dispatch, the input "
             "pipeline's hand-over of the batch, loss and metric bookkeeping (fitted on recsys.csv's even "
-            "rows, checked on its odd rows; plausible range 1-5 ms)"
+            "rows, checked on its odd rows; plausible range 1-5 ms); eager frameworks only: a step captured "
+            "as one CUDA graph (HugeCTR) pays one kernel_floor_s instead (planner.recsys.frameworks)"
         ),
     )
     layer_host_s: float = Field(
