@@ -156,3 +156,49 @@ def test_progress_lines_only_for_long_runs(monkeypatch: pytest.MonkeyPatch) -> N
     log = io.StringIO()  # not a terminal: nothing for a run under 10 s
     list(Progress("validate x.csv", 3, log).track("abc"))
     assert log.getvalue() == ""
+
+
+def test_row_on_accelerator_not_in_catalog_is_listed_not_refused() -> None:
+    """An accelerator id the catalog lacks fails that row only, with the reason; a malformed number
+    in the same row still refuses the whole file."""
+    rows = made_up_rows(3)
+    rows[1]["accelerator"] = "made-up-gpu-96gb"
+    rep = validate_rows(rows, workers=1)
+    bad = [r for r in rep.rows if r.error is None]
+    assert [r.id for r in bad] == ["made-up-1"] and rep.failed == 1
+    assert "unknown id 'made-up-gpu-96gb'" in (bad[0].problem or "")
+    assert all(r.error is not None for r in rep.rows if r.id != "made-up-1")
+    rows[1]["num_gpus"] = "eight"
+    with pytest.raises(PlannerInputError, match=r"row 3 \(made-up-1\) num_gpus: expected an integer"):
+        validate_rows(rows, workers=1)
+
+
+def test_optional_model_columns_reach_the_spec() -> None:
+    """moe_ffn_hidden_size, shared_experts, first_dense_layers and head_dim describe the model when
+    present (DeepSeek-V3's and MaxText's rows); without them the row is the plain model."""
+    from planner.validate.rows import row_scenario
+
+    row = made_up_rows(1)[0] | {"num_experts": "8", "top_k": "2", "ep": "8", "moe_ffn_hidden_size": "512",
+                                "shared_experts": "1", "first_dense_layers": "2", "head_dim": "128"}  # fmt: skip
+    model = row_scenario(row, 2)[0]
+    assert (model.moe_ffn_hidden_size, model.shared_experts, model.first_dense_layers) == (512, 1, 2)
+    assert model.head_dim == 128 and model.moe_layers == 10
+    plain = row_scenario(made_up_rows(1)[0], 2)[0]
+    assert (plain.moe_ffn_hidden_size, plain.shared_experts, plain.first_dense_layers, plain.head_dim) == (
+        None, 0, 0, None)  # fmt: skip
+    with pytest.raises(PlannerInputError, match=r"row 2 \(made-up-0\) head_dim: expected an integer"):
+        row_scenario(made_up_rows(1)[0] | {"head_dim": "wide"}, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "same_as", "accelerator"),
+    [("megatron-core", "nemo", "h100-sxm-80gb"), ("metaseq", "megatron-deepspeed", "a100-sxm-80gb"),
+     ("meta-internal", "torchtitan", "h100-sxm-80gb"), ("hai-llm", "torchtitan", "h800-sxm-80gb"),
+     ("maxtext", "torchtitan", "tpu-v5p")],
+)  # fmt: skip
+def test_public_file_framework_names_use_documented_choices(name: str, same_as: str, accelerator: str) -> None:
+    from planner.validate.frameworks import transformer_choices
+
+    assert transformer_choices(name, accelerator, 8) == transformer_choices(same_as, accelerator, 8)
+    assert transformer_choices("MegaTron-Core ", "h100-sxm-80gb", 8) == {"attention": "flash", "tp_comm_overlap": True}
+    assert transformer_choices("metaseq", "a100-sxm-80gb", 8) == {"attention": "unfused"}

@@ -5,7 +5,8 @@ whose measured column the file has. Each schema names its workload family, its r
 the measured column and how one row becomes a scenario (:class:`ParsedRow`: spec, cluster,
 strategy, and the fields left blank). Every number is checked to be finite; a measurement must
 also be positive. A mistake raises one :class:`~planner.errors.PlannerInputError` naming the row
-(and, for the measurement, the file) and the column.
+(and, for the measurement, the file) and the column. An accelerator the catalog lacks is not a
+mistake in the file: that row alone cannot be simulated (:attr:`ParsedRow.problem`), the rest go on.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerInputError, unknown_id
-from planner.hardware import resolve_cluster
+from planner.hardware import catalog, resolve_cluster
 from planner.registry import family
 from planner.validate.frameworks import recsys_choices, transformer_choices
 
@@ -109,12 +110,29 @@ class ParsedRow:
     defaulted: list[str]
     model: str  # the model's name as the report shows it
     per_step: float | None = None  # samples per step when the row measures a throughput
+    problem: str | None = None  # why the row cannot be simulated (cluster is then None)
 
 
-def _cluster(row: dict[str, str], line: int) -> Any:
+def accelerator_problem(row: dict[str, str], line: int) -> str | None:
+    """Why the row's accelerator cannot be simulated (not in the catalog), or None when it can.
+    A blank accelerator is a mistake in the file and raises."""
     acc = (row.get("accelerator") or "").strip()
     if not acc:
         raise PlannerInputError(f"row {line} accelerator", "is required")
+    try:
+        catalog().accelerator(acc)
+    except PlannerInputError as e:
+        return str(e)
+    return None
+
+
+def _cluster(row: dict[str, str], line: int) -> Any:
+    """The row's cluster, or None when its accelerator is not in the catalog (see ParsedRow.problem)."""
+    if accelerator_problem(row, line):
+        for col, kind in (("num_gpus", int), ("gpus_per_node", int), ("inter_node_gbps_per_gpu", float)):
+            _num(row, col, line, kind)  # a malformed number still refuses the file
+        return None
+    acc = (row.get("accelerator") or "").strip()
     return resolve_cluster(
         gpus=_num(row, "num_gpus", line),
         accelerator=acc,
@@ -124,7 +142,11 @@ def _cluster(row: dict[str, str], line: int) -> Any:
 
 
 MODEL_COLUMNS = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size", "vocab_size",
-                 "seq_len", "num_experts", "top_k")  # fmt: skip
+                 "seq_len", "num_experts", "top_k", "moe_ffn_hidden_size", "shared_experts", "first_dense_layers",
+                 "head_dim")  # fmt: skip
+"""Model columns read when present and not blank; each is the TransformerSpec field of that name
+(the last four are optional: fine-grained MoE widths, shared experts, leading dense layers, and a head
+width other than hidden_size / num_heads)."""
 INT_STRATEGY_COLUMNS = ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "global_batch", "zero_stage")
 
 
@@ -166,7 +188,7 @@ def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[st
 
 def _transformer_row(row: dict[str, str], line: int) -> ParsedRow:
     model, cluster, strategy, defaulted = row_scenario(row, line)
-    return ParsedRow(model, cluster, strategy, defaulted, row.get("model", ""))
+    return ParsedRow(model, cluster, strategy, defaulted, row.get("model", ""), problem=accelerator_problem(row, line))
 
 
 def recsys_row_model(row: dict[str, str], line: int) -> Any:
@@ -200,7 +222,8 @@ def _recsys_row(row: dict[str, str], line: int) -> ParsedRow:
         precision=(row.get("precision") or "").strip() or None,
         **recsys_choices((row.get("accelerator") or "").strip(), row.get("framework") or ""),
     )
-    return ParsedRow(spec, cluster, strategy, defaulted, spec.name, per_step=float(gb))
+    problem = accelerator_problem(row, line)
+    return ParsedRow(spec, cluster, strategy, defaulted, spec.name, per_step=float(gb), problem=problem)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def predict_row(job: Job) -> Prediction:
     kind, row, line, calib = job
     schema = SCHEMAS[kind]
     p = schema.parse(row, line)
+    if p.problem:  # e.g. an accelerator the catalog lacks: this row only is reported as not simulated
+        return Prediction(None, p.problem, p.defaulted)
     try:
         r = run_step(p.spec, p.cluster, p.strategy, calib)
     except PlannerInputError as e:
