@@ -140,3 +140,13 @@ def test_cli_framework_flag(capsys):
     assert main([*args, "--framework", "caffe"]) == 2
     err = capsys.readouterr().err
     assert "framework" in err and len(err.strip().splitlines()) == 1
+
+
+def test_hugectr_all_reduces_half_precision_gradients_under_amp():
+    # HugeCTR's grouped all-reduce exchanges the fp16 weight-gradient buffer under mixed precision:
+    # the same dense parameters, half the bytes on the wire
+    spec = load_recsys("dlrm-dcnv2-mlperf")
+    kw = {"gpus": 16, "batch": 32768}
+    amp = build_graph(planned(spec, framework="hugectr", precision="bf16", **kw)).graph.nodes["AR_TOP"]
+    fp32 = build_graph(planned(spec, framework="hugectr", precision="fp32", **kw)).graph.nodes["AR_TOP"]
+    assert amp["transfer"] == pytest.approx(fp32["transfer"] / 2)

@@ -22,7 +22,8 @@ launched, what overlaps what), and each value is read from the framework's own c
   fused backward + optimizer per GPU), the ``hier_auto`` plan with ``DP_SHARDING_THRESHOLD`` (small tables
   replicated data-parallel, large ones model-parallel); under mixed precision the pooled embeddings and
   their gradients are fp16 (``HugeCTR/src/pybind/model_compile.cpp``: ``emb_type`` / ``wgrad_type`` =
-  Half when ``use_mixed_precision``), the tables fp32.
+  Half when ``use_mixed_precision``), the tables fp32; so is the dense weight-gradient buffer the
+  grouped all-reduce exchanges (``build_networks``: ``GetWgradHalfBufferChannel`` under mixed precision).
 * **torchrec** -- TorchRec with FBGEMM (``torchrec/distributed/embedding_sharding.py`` groups tables of
   one data type and kernel into one ``SplitTableBatchedEmbeddingBagsCodegen``, FBGEMM's table-batched
   embedding: one forward kernel for the group and a backward that applies the optimizer in the same
@@ -57,24 +58,25 @@ class RecsysFramework:
     async_wgrad: bool  # top-MLP / interaction weight gradients after the embedding-gradient all-to-all is issued
     cuda_graph: bool  # the whole step is one CUDA graph launch (host time of one launch)
     unpooled_rw: bool  # row-wise shards send each looked-up vector by all-to-all (not pooled partial sums)
+    half_grads_with_amp: bool  # dense and data-parallel-table gradients all-reduced in fp16 under mixed precision
     source: str
 
 
 FRAMEWORKS: dict[str, RecsysFramework] = {
     "tf2-dle": RecsysFramework(
-        "tf2-dle", "memory_balanced", "auto", False, False, "none", False, False, False,
+        "tf2-dle", "memory_balanced", "auto", False, False, "none", False, False, False, False,
         "NVIDIA/DeepLearningExamples TensorFlow2/Recommendation/DLRM_and_DCNv2 (doc/DLRM.md, main.py)",
     ),
     "sok": RecsysFramework(
-        "sok", "torchrec", "row", True, False, "blocking", False, False, True,
+        "sok", "torchrec", "row", True, False, "blocking", False, False, True, False,
         "NVIDIA-Merlin/HugeCTR sparse_operation_kit/documents/tutorials/DLRM_Benchmark/model.py",
     ),
     "hugectr": RecsysFramework(
-        "hugectr", "torchrec", "auto", True, True, "pipelined", True, True, False,
+        "hugectr", "torchrec", "auto", True, True, "pipelined", True, True, False, True,
         "NVIDIA-Merlin/HugeCTR samples/dlrm/train.py; HugeCTR/src/pybind/model_compile.cpp",
     ),
     "torchrec": RecsysFramework(
-        "torchrec", "torchrec", "auto", True, False, "pipelined", False, False, False,
+        "torchrec", "torchrec", "auto", True, False, "pipelined", False, False, False, False,
         "pytorch/torchrec distributed/embedding_sharding.py, train_pipeline/train_pipelines.py; "
         "pytorch/FBGEMM fbgemm_gpu/split_table_batched_embeddings_ops_training.py",
     ),
@@ -112,7 +114,34 @@ def input_dist(fw: RecsysFramework | None, placement: str) -> InputDist:
     return "blocking" if placement == "torchrec" else "none"
 
 
-def step_host_s(fw: RecsysFramework | None, eager_step_host_s: float, kernel_floor_s: float) -> float:
-    """Host time per step no kernel hides: one graph launch under CUDA graphs, else the eager dispatch
-    (the calibration's ``recsys_step_host_s``)."""
-    return kernel_floor_s if fw is not None and fw.cuda_graph else eager_step_host_s
+@dataclass(frozen=True)
+class StepChoices:
+    """What the step graph (planner.recsys.graph.build) needs to know of the framework."""
+
+    step_host_s: float  # host time per step no kernel hides
+    input_dist: InputDist = "blocking"
+    dp_overlap: bool = True  # dense all-reduce overlapped with the backward
+    fused: bool = False  # the rank's lookups one kernel, its backward and optimizer another
+    async_wgrad: bool = False
+    unpooled_rw: bool = False
+    grad_wire_bytes: int = 4  # bytes per dense / data-parallel-table gradient element all-reduced
+
+
+def step_choices(
+    fw: RecsysFramework | None, placement: str, precision: str, dp_overlap: bool, eager_step_host_s: float,
+    kernel_floor_s: float,
+) -> StepChoices:  # fmt: skip
+    """The graph's choices for framework ``fw`` (None: the generic model). Host time: one graph launch
+    (``kernel_floor_s``) under CUDA graphs, else the eager dispatch (``recsys_step_host_s``)."""
+    if fw is None:
+        return StepChoices(eager_step_host_s, input_dist(None, placement), dp_overlap)
+    amp = precision in HALF_PRECISIONS
+    return StepChoices(
+        step_host_s=kernel_floor_s if fw.cuda_graph else eager_step_host_s,
+        input_dist=fw.input_dist,
+        dp_overlap=dp_overlap,
+        fused=fw.fused_embedding,
+        async_wgrad=fw.async_wgrad,
+        unpooled_rw=fw.unpooled_rw,
+        grad_wire_bytes=2 if fw.half_grads_with_amp and amp else 4,
+    )

@@ -28,6 +28,7 @@ import networkx as nx
 from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.frameworks import StepChoices
 from planner.recsys.planner import a2a_bytes
 from planner.recsys.spec import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
 from planner.recsys.types import Plan, Topology
@@ -151,16 +152,16 @@ class RecsysGraph:
 
 
 def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll: CollectiveModel,
-          dp_overlap: bool = True, input_dist: str = "blocking", step_host_s: float | None = None,
-          fused: bool = False, async_wgrad: bool = False, unpooled_rw: bool = False) -> RecsysGraph:  # fmt: skip
-    """The step graph of the plan's slowest rank (see the module docstring). ``input_dist``: the id
-    all-to-all is absent ("none"), gates the lookup ("blocking") or, issued for the next batch,
-    only shares the link ("pipelined"); ``fused``: the rank's lookups are one kernel and its backward
-    and optimizer another; ``async_wgrad``: top-MLP and interaction weight gradients run after the
-    embedding gradients are sent; ``unpooled_rw``: row-wise shards return each looked-up vector to
-    its sample's rank by all-to-all (SOK) instead of reduce-scattering pooled partial sums (TorchRec)."""
-    if step_host_s is None:
-        step_host_s = comp.calib.recsys_step_host_s
+          choices: StepChoices | None = None) -> RecsysGraph:  # fmt: skip
+    """The step graph of the plan's slowest rank (see the module docstring), as the framework's
+    ``choices`` run it (default: the generic model). ``input_dist``: the id all-to-all is absent
+    ("none"), gates the lookup ("blocking") or, issued for the next batch, only shares the link
+    ("pipelined"); ``fused``: the rank's lookups are one kernel and its backward and optimizer
+    another; ``async_wgrad``: top-MLP and interaction weight gradients run after the embedding
+    gradients are sent; ``unpooled_rw``: row-wise shards return each looked-up vector to its sample's
+    rank by all-to-all (SOK) instead of reduce-scattering pooled partial sums (TorchRec)."""
+    c = choices or StepChoices(comp.calib.recsys_step_host_s)
+    input_dist, fused, async_wgrad, dp_overlap = c.input_dist, c.fused, c.async_wgrad, c.dp_overlap
     g = nx.DiGraph()
     order: dict[str, int] = {}
     n = topo.world_size
@@ -181,7 +182,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     none = CommCost(0.0, 0.0, "up")
     a2a_b = a2a_bytes(plan, spec, topo)
     rw_bytes = max(r.rw_bytes for r in plan.ranks)
-    if unpooled_rw:
+    if c.unpooled_rw:
         rw_tables = [o.table for o in plan.options if o.sharding_type == "row_wise"]
         a2a_b += topo.local_batch * sum(t.pooling_factor * t.dim for t in rw_tables) * cb
         rw_bytes = 0.0
@@ -190,7 +191,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     ag = coll.cost("all_gather", rw_bytes, world) if n > 1 and rw_bytes > 0 else None
 
     # ---- forward
-    host = add("HOST", "compute", "host", "step overhead (host)", duration=step_host_s)
+    host = add("HOST", "compute", "host", "step overhead (host)", duration=c.step_host_s)
     prev_a2a: str | None = None
     if input_dist != "none" and n > 1:
         ids = topo.local_batch * sum(t.pooling_factor for t in spec.tables) * ID_BYTES
@@ -254,16 +255,16 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
         bot_params = spec.dense_params - top_params
         dp_tables = sum(o.table.num_rows * o.table.dim for o in plan.options if o.sharding_type == "data_parallel")
         ar1 = comm("AR_TOP", "dp", "dp_comm", "all-reduce top MLP + interaction grads",
-                   coll.cost("all_reduce", top_params * GRAD_BYTES, world))  # fmt: skip
+                   coll.cost("all_reduce", top_params * c.grad_wire_bytes, world))  # fmt: skip
         ar2 = comm("AR_BOT", "dp", "dp_comm", "all-reduce bottom MLP grads",
-                   coll.cost("all_reduce", bot_params * GRAD_BYTES, world))  # fmt: skip
+                   coll.cost("all_reduce", bot_params * c.grad_wire_bytes, world))  # fmt: skip
         g.add_edge((last_dense if async_wgrad else ib) if dp_overlap else bb, ar1)
         g.add_edge(bb, ar2)
         g.add_edge(ar1, opt)
         g.add_edge(ar2, opt)
         if dp_tables:
             ar3 = comm("AR_DPT", "dp", "dp_comm", "all-reduce data-parallel tables",
-                       coll.cost("all_reduce", dp_tables * GRAD_BYTES, world))  # fmt: skip
+                       coll.cost("all_reduce", dp_tables * c.grad_wire_bytes, world))  # fmt: skip
             g.add_edge(eb, ar3)
             g.add_edge(ar3, opt)
     dc.kinds = {}

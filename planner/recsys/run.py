@@ -18,7 +18,7 @@ from planner.engine import Timeline, play
 from planner.errors import PlannerInputError, pydantic_message
 from planner.hardware import RUNTIME_RESERVE_GIB, Cluster
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
-from planner.recsys.frameworks import comm_dtype, input_dist, recsys_framework, step_host_s
+from planner.recsys.frameworks import comm_dtype, recsys_framework, step_choices
 from planner.recsys.graph import RecsysGraph, build, dense_memory_bytes
 from planner.recsys.planner import plan_sharding
 from planner.recsys.result import RecsysCost, RecsysMemory, RecsysStepResult, recsys_breakdown
@@ -152,12 +152,10 @@ def plan_step(spec: RecsysSpec, cluster: Cluster, strategy: RecsysStrategy, cali
 
 def build_graph(p: RecsysPlan) -> RecsysGraph:
     """The task graph of a planned step."""
-    fw = recsys_framework(p.strategy.framework)
-    host_s = step_host_s(fw, p.calib.recsys_step_host_s, p.calib.kernel_floor_s)
-    return build(p.spec, p.sharding, p.topo, p.comp, p.coll, dp_overlap=p.strategy.dp_overlap,
-                 input_dist=input_dist(fw, p.strategy.placement), step_host_s=host_s,
-                 fused=fw is not None and fw.fused_embedding, async_wgrad=fw is not None and fw.async_wgrad,
-                 unpooled_rw=fw is not None and fw.unpooled_rw)  # fmt: skip
+    s = p.strategy
+    choices = step_choices(recsys_framework(s.framework), s.placement, s.precision, s.dp_overlap,
+                           p.calib.recsys_step_host_s, p.calib.kernel_floor_s)  # fmt: skip
+    return build(p.spec, p.sharding, p.topo, p.comp, p.coll, choices)
 
 
 def simulate_recsys(
