@@ -24,6 +24,8 @@ launched, what overlaps what), and each value is read from the framework's own c
   their gradients are fp16 (``HugeCTR/src/pybind/model_compile.cpp``: ``emb_type`` / ``wgrad_type`` =
   Half when ``use_mixed_precision``), the tables fp32; so is the dense weight-gradient buffer the
   grouped all-reduce exchanges (``build_networks``: ``GetWgradHalfBufferChannel`` under mixed precision).
+  The HugeCTR v3.1 release notes (the MLPerf v1.0 code) list the same: "Holistic CUDA graph - Full
+  iteration graph capture", "Generalized embedding and bottom MLP overlap", hybrid embedding.
 * **torchrec** -- TorchRec with FBGEMM (``torchrec/distributed/embedding_sharding.py`` groups tables of
   one data type and kernel into one ``SplitTableBatchedEmbeddingBagsCodegen``, FBGEMM's table-batched
   embedding: one forward kernel for the group and a backward that applies the optimizer in the same
