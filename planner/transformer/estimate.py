@@ -122,12 +122,14 @@ def _dp_exposed(plan: StepPlan, pipe: float, hop: float, last_bwd: list[float]) 
 def _rank_times(plan: StepPlan, r: int, stages: list[int]) -> tuple[float, float, int]:
     """(rank ``r``'s time per micro-batch through ``stages``, sends included; its backward of one
     micro-batch; its sends per micro-batch)."""
-    V, hc = plan.stages, plan.head
-    nd = sum(plan.stage_kinds[vs][0] for vs in stages)
-    nm = sum(plan.stage_kinds[vs][1] for vs in stages)
-    t = _fwd(plan, nd, nm) + _bwd(plan, nd, nm)
+    V, hc, kinds = plan.stages, plan.head, plan.stage_kinds
+    nd = nm = n_send = 0
+    for vs in stages:
+        nd += kinds[vs][0]
+        nm += kinds[vs][1]
+        n_send += (vs < V - 1) + (vs > 0)
     b_rank = _bwd(plan, nd, nm)
-    n_send = sum((vs < V - 1) + (vs > 0) for vs in stages)
+    t = _fwd(plan, nd, nm) + b_rank
     if 0 in stages:
         t += hc.embed_forward.seconds + hc.embed_backward.seconds
         b_rank += hc.embed_backward.seconds
@@ -138,7 +140,7 @@ def _rank_times(plan: StepPlan, r: int, stages: list[int]) -> tuple[float, float
 
 
 def _p2p_s(plan: StepPlan) -> float:
-    return plan.p2p.total_s if plan.strategy.pp > 1 else 0.0
+    return plan.p2p.total_s  # zero when pp == 1
 
 
 def _pipeline(plan: StepPlan) -> tuple[float, float, float, float, float]:

@@ -133,9 +133,6 @@ class StepPlan:
     """(dense layers, MoE layers) of each stage; dense ones first."""
     rank_split: list[tuple[float, float]]
     """Per pipeline rank, (parameters replicated over ``dp``, routed-expert ones over ``expert_dp``)."""
-    params_dense: float
-    """Parameters of one dense layer on one rank; ``params_moe``: of one MoE layer."""
-    params_moe: float
     params_embed: float
     params_head: float
     grad_bytes: int
@@ -149,6 +146,16 @@ class StepPlan:
     optimizer: list[tuple[float, CommCost]]
     """Per pipeline rank: its Adam step seconds and ZeRO-1/2 parameter all-gather."""
     memory: Memory
+
+    @functools.cached_property
+    def params_dense(self) -> float:
+        """Parameters of one dense layer on one rank."""
+        return layer_params_local(self.model, self.strategy, moe=False)
+
+    @functools.cached_property
+    def params_moe(self) -> float:
+        """Parameters of one MoE layer (of any layer of a dense model) on one rank."""
+        return layer_params_local(self.model, self.strategy)
 
     @property
     def dualpipe(self) -> bool:
@@ -169,9 +176,10 @@ class StepPlan:
         (Megatron-Core's expert-data-parallel group), the rest over all of ``dp``."""
         kind = "all_reduce" if self.strategy.zero_stage == 0 else "reduce_scatter"
         share = self.expert_share(rank)
+        expert_dp = self.groups.expert_dp if dp is self.groups.dp else expert_dp_group(dp, self.strategy)
         return sum_costs(
             self.coll.cost(kind, params * (1 - share) * self.grad_bytes, dp),
-            self.coll.cost(kind, params * share * self.grad_bytes, expert_dp_group(dp, self.strategy)),
+            self.coll.cost(kind, params * share * self.grad_bytes, expert_dp),
         )
 
     def dualpipe_reduce_group(self, rank: int) -> Group:
@@ -263,13 +271,11 @@ def make_plan(
         model, s, cluster, calib, comp, coll, groups, lc, dense, hc, stages,
         stage_kinds=stage_layer_kinds(model, stages),
         rank_split=split,
-        params_dense=layer_params_local(model, s, moe=False),
-        params_moe=layer_params_local(model, s),
         params_embed=model.embedding_params / s.tp,
         params_head=model.lm_head_params / s.tp,
         grad_bytes=grad_reduce_bytes(s),
         bucket_params=s.bucket_mb * 1e6,
-        p2p=coll.cost("p2p", p2p_bytes, groups.pp),
+        p2p=coll.cost("p2p", p2p_bytes, groups.pp) if s.pp > 1 else CommCost(0.0, 0.0, "up"),
         sync=coll.cost("all_reduce", 8, groups.world),
         optimizer=[optimizer_step(comp, coll, s, d, e, dp) for d, e in split],
         memory=memory(model, s, cluster, comp.elem_bytes),
