@@ -11,6 +11,7 @@ building the graph or assembling the report again.
 from __future__ import annotations
 
 import gc
+import multiprocessing
 from typing import Any
 
 from planner.calibration import Calibration
@@ -18,6 +19,9 @@ from planner.errors import PlannerInputError
 from planner.registry import family_of
 from planner.replay import compile_graph, makespan
 from planner.validate import row_scenario
+
+MAX_ROWS = 512
+"""Rows a process keeps compiled."""
 
 _COMPILED: dict[tuple, tuple[Any, Any, Any, Any, list[str]] | tuple[PlannerInputError, list[str]]] = {}
 """Per worker process: row -> (family, plan, graph, compiled graph, fields left blank), or the layout's error."""
@@ -48,8 +52,12 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
                 raise
             graph = fam.build_graph(plan)
             compiled = compile_graph(graph.graph)
+            if len(_COMPILED) >= MAX_ROWS:  # a long-lived process (the app) calibrating file after file
+                _COMPILED.clear()
+                _PLAYED.clear()
             _COMPILED[key] = (fam, plan, graph, compiled, defaulted)
-            gc.freeze()  # the compiled graphs live as long as the worker: keep them out of the collector's scans
+            if multiprocessing.parent_process() is not None:  # a pool worker: it ends with the calibration
+                gc.freeze()  # keep its compiled graphs out of the collector's scans
         elif len(hit) == 2:
             raise hit[0]
         else:
