@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from planner.recsys.result import RecsysStepResult
+from planner.uncertainty import band_text
 
 
 def format_recsys(r: RecsysStepResult) -> str:
@@ -21,7 +22,7 @@ def format_recsys(r: RecsysStepResult) -> str:
         f"sharding ({r.sharding['placement']}, {r.sharding['forced']}): {counts}",
         "",
         f"throughput       {r.samples_per_s:14,.0f} samples/s",
-        f"step time        {r.step_time_s * 1e3:14.2f} ms",
+        f"step time        {r.step_time_s * 1e3:14.2f} ms" + band_text(r.uncertainty, 1e3, "ms"),
         f"dense MFU        {r.mfu:14.1%}   ({r.model_tflops_per_gpu:.1f} dense TFLOP/s per GPU)",
         "",
         f"breakdown (slowest rank {b.slowest_rank})",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from planner.energy import Energy
 from planner.engine import Timeline
 from planner.result import TimelineResult, length, merge, overlap, subtract
+from planner.uncertainty import Uncertainty, scenario_band
 
 
 class RecsysBreakdown(BaseModel):
@@ -68,6 +69,14 @@ class RecsysStepResult(TimelineResult):
     tasks: int
     calibration: str
     energy: Energy | None = Field(default=None, description="kWh, CO2, electricity $ (None: no power figure)")
+    uncertainty: Uncertainty | None = Field(
+        default=None, description="error band of step_time_s; samples/s spans global batch / high_s .. / low_s"
+    )
+
+    def model_post_init(self, context: Any) -> None:
+        """The band of this step from the shipped residual table (planner.uncertainty): a look-up."""
+        if self.uncertainty is None:
+            self.uncertainty = scenario_band("recsys", self.scenario, self.step_time_s)
 
 
 def recsys_breakdown(graph: Any, tl: Timeline, rank: int) -> RecsysBreakdown:

@@ -231,6 +231,7 @@ def _row(
         fits=True,
         layout=best.layout,
         step_time_s=best.step_time_s,
+        uncertainty=best.uncertainty,
         mfu=best.mfu,
         usd_per_million_tokens=run.usd_per_million_tokens if run else None,
         run=run,

@@ -71,6 +71,7 @@ def simulate_one(
         breakdown=r.breakdown,
         memory=r.memory,
         cost=cost,
+        uncertainty=r.uncertainty,
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planner.search.rank import step_cost
-from planner.search.types import CompareResult, RunPlan, SearchResult, Simulated
+from planner.search.types import CompareResult, CompareRow, RunPlan, SearchResult, Simulated
+from planner.uncertainty import band_text
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
@@ -68,6 +69,7 @@ def format_search(r: SearchResult) -> str:
     b = w.breakdown
     lines += [
         f"winner: {w.layout.label} on {w.gpus} GPUs",
+        *([f"  step time band{band_text(w.uncertainty)}"] if w.uncertainty else []),
         f"  step {w.step_time_s:.3f} s, MFU {w.mfu:.1%}, {w.tokens_per_s:,.0f} tokens/s,"
         f" memory {w.memory.peak_gib:.1f} of {w.memory.capacity_gib:.0f} GiB, {cost_head} {_cost_cell(w)}",
     ]
@@ -115,6 +117,12 @@ def format_search(r: SearchResult) -> str:
     return "\n".join(lines)
 
 
+def _band_cell(r: CompareRow) -> str:
+    """The step time's error band in a compare cell: ' (0.53-0.59)' (planner.uncertainty)."""
+    u = r.uncertainty
+    return "" if u is None else f" ({u.low_s:.2f}\u2013{u.high_s:.2f})"
+
+
 def format_compare(c: CompareResult) -> str:
     """One row per instance type, best first, with the price's source and date."""
     lines = [f"{c.model}: {c.tokens:.3g} tokens, sorted by {c.objective} (failures and checkpoints included)", ""]
@@ -140,7 +148,7 @@ def format_compare(c: CompareResult) -> str:
             continue
         run = r.run
         rows.append([
-            r.instance, r.accelerator, str(r.gpus), r.layout.label if r.layout else "-", f"{r.step_time_s:.2f}",
+            r.instance, r.accelerator, str(r.gpus), r.layout.label if r.layout else "-", f"{r.step_time_s:.2f}" + _band_cell(r),
             f"{r.mfu:.1%}", f"{run.wall_days:,.1f}", f"{run.goodput.goodput:.1%}", _money(run.usd),
             "-" if r.usd_per_million_tokens is None else f"${r.usd_per_million_tokens:,.3f}",
         ] + [_verdict(getattr(r, flag), word) for _, flag, word in asked])  # fmt: skip

@@ -28,6 +28,7 @@ from planner.transformer.memory import Memory
 from planner.transformer.result import Breakdown
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import AttentionKernel, Recompute, Strategy, TrainPrecision
+from planner.uncertainty import Uncertainty
 
 Objective = Literal["time", "cost"]
 OBJECTIVES: tuple[str, ...] = ("time", "cost")
@@ -150,6 +151,7 @@ class Simulated(_Model):
     breakdown: Breakdown
     memory: Memory
     cost: StepCost
+    uncertainty: Uncertainty | None = Field(default=None, description="error band of step_time_s (planner.uncertainty)")
 
     def objective_value(self, objective: Objective) -> float:
         """The value ranked on: seconds per step, or dollars (GPU-hours when unpriced) per step."""
@@ -238,6 +240,7 @@ class CompareRow(_Model):
     reason: str | None = Field(default=None, description="why no layout runs, when none does")
     layout: Layout | None = None
     step_time_s: float | None = None
+    uncertainty: Uncertainty | None = Field(default=None, description="error band of step_time_s (planner.uncertainty)")
     mfu: float | None = None
     usd_per_gpu_hour: float | None = None
     usd_per_million_tokens: float | None = Field(default=None, description="failures and checkpoints included")

@@ -6,6 +6,7 @@ from typing import Any
 
 from planner.energy import format_energy
 from planner.transformer.result import StepResult
+from planner.uncertainty import band_text
 
 
 def _cp_moe_note(st: dict[str, Any]) -> str:
@@ -37,7 +38,7 @@ def format_result(r: StepResult) -> str:
         f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
         f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}",
         "",
-        f"step time        {r.step_time_s:10.3f} s",
+        f"step time        {r.step_time_s:10.3f} s" + band_text(r.uncertainty),
         f"MFU / HFU        {r.mfu:10.1%} / {r.hfu:.1%}",
         f"throughput       {r.tokens_per_s:10,.0f} tokens/s   ({r.model_tflops_per_gpu:.0f} model TFLOP/s per GPU)",
         "",

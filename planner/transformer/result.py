@@ -19,6 +19,7 @@ from planner.result import TimelineResult, cluster_summary, length, merge, overl
 from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.memory import Memory
 from planner.transformer.spec import TransformerSpec
+from planner.uncertainty import Uncertainty, scenario_band
 
 if TYPE_CHECKING:
     from planner.transformer.graph import StepGraph
@@ -69,6 +70,12 @@ class StepResult(TimelineResult):
     tasks: int = Field(description="tasks in the simulated step graph")
     calibration: str
     energy: Energy | None = Field(default=None, description="kWh, CO2, electricity $ (None: no power figure)")
+    uncertainty: Uncertainty | None = Field(default=None, description="error band of step_time_s (planner.uncertainty)")
+
+    def model_post_init(self, context: Any) -> None:
+        """The error band from the shipped table of cross-validated residuals (a look-up, no simulation)."""
+        if self.uncertainty is None:
+            self.uncertainty = scenario_band("transformer", self.scenario, self.step_time_s)
 
 
 def breakdown(graph: Any, tl: Timeline, ranks: int) -> Breakdown:

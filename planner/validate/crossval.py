@@ -1,0 +1,293 @@
+"""Cross-validation by group: how well planner predicts hardware, frameworks and sources it was not fitted on.
+
+``planner validate --cross-validate accelerator|framework|source FILE...`` groups the rows of the files
+(by the row's ``accelerator`` id, its ``framework`` column, or its source, :func:`source_key`). For each
+group it refits the global constants (:data:`planner.calibration.BOUNDS`) on the transformer rows of
+all *other* groups, with :mod:`planner.calibrate.fit`'s objective, identifiability test and limit of one
+constant per four rows, and predicts the held-out group with them. Per group it reports the rows and the
+median / mean / max ``|predicted / measured - 1|`` before (planner's default constants, which saw every
+row of the shared files) and after (constants that never saw the group). A group with fewer than
+:data:`MIN_GROUP_ROWS` rows, or whose complement has too few rows to fit, is reported with the default
+constants and says so.
+
+**Bounded cost.** The refits share one :class:`~planner.calibrate.fit.Evaluator` (its process pool and
+its cache of (calibration, row) predictions: the identifiability sweep from the default constants is the
+same for every group, so it is paid once). Each refit uses at most ``max_rows_per_fit`` training rows: a
+fixed sample drawn round-robin over sources (so 720 rows of one source do not crowd out the others),
+less the held-out group. The held-out group is always predicted in full. Recommendation rows are never
+fitted on (the constants price a transformer's kernels) but are predicted with each refit.
+
+The signed residuals of the held-out predictions are what :mod:`planner.uncertainty`'s band is made of
+(:func:`write_uncertainty`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from planner.calibrate.fit import MIN_ROWS, ROWS_PER_CONSTANT, Evaluator, _fit, _identifiable
+from planner.calibration import BOUNDS, DEFAULT, Calibration
+from planner.errors import PlannerInputError
+from planner.validate.report import Summary, summarize
+from planner.validate.rows import measured_value, read_rows, schema_of, source_key
+from planner.validate.runner import predict_all
+
+GROUPINGS = ("accelerator", "framework", "source")
+"""What ``--cross-validate`` may group rows by."""
+
+MIN_GROUP_ROWS = MIN_ROWS
+"""A group with fewer rows is not refit without (the fit's own minimum): it is reported with the defaults."""
+
+
+def group_of(row: dict[str, str], by: str) -> str:
+    """The group a row belongs to: its accelerator id, framework (blank: 'unspecified'), or source key."""
+    if by == "accelerator":
+        return (row.get("accelerator") or "").strip() or "unspecified"
+    if by == "framework":
+        return (row.get("framework") or "").strip().lower() or "unspecified"
+    if by == "source":
+        return source_key(row.get("source") or "")
+    raise PlannerInputError("cross-validate", f"must be one of {', '.join(GROUPINGS)}, got '{by}'")
+
+
+class CVRow(BaseModel):
+    """One row's held-out prediction (its residual feeds the uncertainty band)."""
+
+    id: str
+    file: str
+    kind: str = Field(description="workload family: transformer or recsys")
+    group: str
+    accelerator: str
+    framework: str | None
+    before_error: float | None = Field(description="predicted / measured - 1 with the default constants")
+    after_error: float | None = Field(description="predicted / measured - 1 with constants refit without the group")
+
+
+class CVGroup(BaseModel):
+    """One held-out group: its errors before and after refitting without it."""
+
+    group: str
+    rows: int
+    refit: bool = Field(description="false: too small (or its complement too small); 'after' uses the defaults")
+    note: str | None = None
+    train_rows: int = Field(0, description="rows the refit was fitted on")
+    constants: dict[str, float] = Field(
+        default_factory=dict, description="refit constants that differ from the defaults"
+    )
+    before: Summary
+    after: Summary
+    wall_s: float
+
+
+class CrossValReport(BaseModel):
+    """What ``planner validate --cross-validate`` returns."""
+
+    by: str
+    files: list[str]
+    rows: int = Field(description="rows predicted (those that could not be simulated are left out)")
+    failed: int = Field(description="rows that could not be simulated with the default constants")
+    max_rows_per_fit: int
+    grid_points: int
+    rounds: int
+    groups: list[CVGroup]
+    before: Summary = Field(description="every row, default constants")
+    after: Summary = Field(description="every row, each predicted by the refit that did not see its group")
+    results: list[CVRow]
+    wall_s: float
+
+
+def _load(files: Sequence[str | Path]) -> list[tuple[str, dict[str, str], int, str, float]]:
+    """(kind, row, line, file, measured) for every row of the files; a bad value fails here, with its line."""
+    out = []
+    for f in files:
+        rows = read_rows(f)
+        schema = schema_of(rows[0])
+        for line, r in enumerate(rows, start=2):
+            out.append((schema.kind, r, line, str(f), measured_value(r, schema.measured, line, str(f))))
+            schema.parse(r, line)
+    return out
+
+
+def fit_sample(keys: Sequence[str], limit: int, seed: int = 0) -> list[int]:
+    """At most ``limit`` indices, drawn round-robin over the distinct ``keys`` (each key's rows shuffled
+    with ``seed``), so every source is represented before any gets a second turn; sorted."""
+    buckets: dict[str, list[int]] = {}
+    for i, k in enumerate(keys):
+        buckets.setdefault(k, []).append(i)
+    rng = random.Random(seed)
+    for b in buckets.values():
+        rng.shuffle(b)
+    out: list[int] = []
+    while len(out) < min(limit, len(keys)):
+        for b in buckets.values():
+            if b and len(out) < limit:
+                out.append(b.pop())
+    return sorted(out)
+
+
+def refit(ev: Evaluator, train: list[int], measured: list[float], grid_points: int, rounds: int) -> Calibration:
+    """The global constants fitted to rows ``train`` as ``planner calibrate`` fits them: only identifiable
+    constants, at most one per :data:`ROWS_PER_CONSTANT` rows (those that gain most alone)."""
+    names = list(BOUNDS)
+    why, gain = _identifiable(ev, train, measured, names, grid_points, 0.002)
+    ranked = sorted((n for n in names if why[n] is None), key=lambda n: -gain[n])
+    free = ranked[: max(1, len(train) // ROWS_PER_CONSTANT)]
+    return _fit(ev, train, measured, free, grid_points, rounds, 0.002) if free else DEFAULT
+
+
+def _err(pred: float | None, meas: float) -> float | None:
+    return None if pred is None else pred / meas - 1.0
+
+
+def cross_validate(
+    files: Sequence[str | Path],
+    by: str,
+    *,
+    max_rows_per_fit: int = 60,
+    grid_points: int = 3,
+    rounds: int = 2,
+    workers: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> CrossValReport:
+    """Refit without each group of ``files``' rows (grouped ``by``) and predict it; see the module doc."""
+    t0 = time.perf_counter()
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if by not in GROUPINGS:
+        raise PlannerInputError("cross-validate", f"must be one of {', '.join(GROUPINGS)}, got '{by}'")
+    if max_rows_per_fit < MIN_ROWS:
+        raise PlannerInputError("max-rows-per-fit", f"must be at least {MIN_ROWS}, got {max_rows_per_fit}")
+    if grid_points < 2 or rounds < 1:
+        raise PlannerInputError("grid", f"needs at least 2 grid points and 1 round, got {grid_points}, {rounds}")
+    rows = _load(files)
+    tf = [i for i, r in enumerate(rows) if r[0] == "transformer"]
+    rs = [i for i, r in enumerate(rows) if r[0] != "transformer"]
+    groups = sorted({group_of(r[1], by) for r in rows})
+    say(f"cross-validate by {by}: {len(rows)} rows ({len(tf)} transformer) in {len(groups)} groups; "
+        f"each refit on at most {max_rows_per_fit} rows, {grid_points}-point grid, {rounds} round(s)")  # fmt: skip
+    with Evaluator([(rows[i][1], rows[i][2]) for i in tf], workers) as ev:
+        measured = [rows[i][4] for i in tf]
+        t1 = time.perf_counter()
+        default_tf = ev.predict([DEFAULT], list(range(len(tf))))[0]
+        default_rs = [p.value for p in predict_all([(rows[i][0], rows[i][1], rows[i][2], DEFAULT) for i in rs])]
+        before = dict(zip(tf, default_tf, strict=True)) | dict(zip(rs, default_rs, strict=True))
+        per_row_s = (time.perf_counter() - t1) / max(1, len(rows))
+        ok_tf = [j for j, p in enumerate(default_tf) if p is not None]
+        sample = [ok_tf[k] for k in fit_sample([source_key(rows[tf[j]][1].get("source") or "") for j in ok_tf],
+                                                max_rows_per_fit)]  # fmt: skip
+        calibs = len(BOUNDS) * grid_points * (1 + len(groups) * rounds)
+        say(
+            f"default constants: {len(rows)} rows predicted in {time.perf_counter() - t1:.0f} s; the refits need "
+            f"about {calibs * len(sample):,} more predictions (~{calibs * len(sample) * per_row_s * 0.4 / 60:.0f} min)"
+        )
+        out_groups, results = [], []
+        for n, g in enumerate(groups, start=1):
+            tg = time.perf_counter()
+            members = [i for i, r in enumerate(rows) if group_of(r[1], by) == g and before[i] is not None]
+            in_g = {j for j in range(len(tf)) if group_of(rows[tf[j]][1], by) == g}
+            train = [j for j in sample if j not in in_g]
+            note = None
+            if len(members) < MIN_GROUP_ROWS:
+                note = f"{len(members)} row(s): fewer than the fit's minimum of {MIN_GROUP_ROWS}; default constants"
+            elif len(train) < MIN_ROWS:
+                note = f"only {len(train)} other transformer row(s) to fit on; default constants"
+            calib = DEFAULT if note else refit(ev, train, measured, grid_points, rounds)
+            after = _predict_group(ev, rows, tf, rs, members, calib)
+            for i in members:
+                r = rows[i][1]
+                results.append(CVRow(id=r.get("id", f"row{rows[i][2]}"), file=Path(rows[i][3]).name, kind=rows[i][0],
+                                     group=g, accelerator=(r.get("accelerator") or "").strip(),
+                                     framework=(r.get("framework") or "").strip().lower() or None,
+                                     before_error=_err(before[i], rows[i][4]), after_error=_err(after[i], rows[i][4])))  # fmt: skip
+            b = [results[-k].before_error for k in range(1, len(members) + 1)]
+            a = [results[-k].after_error for k in range(1, len(members) + 1)]
+            changed = {k: v for k, v in calib.constants().items() if not math.isclose(v, getattr(DEFAULT, k))}
+            out_groups.append(CVGroup(group=g, rows=len(members), refit=note is None, note=note,
+                                      train_rows=0 if note else len(train), constants=changed,
+                                      before=summarize([e for e in b if e is not None]),
+                                      after=summarize([e for e in a if e is not None]),
+                                      wall_s=time.perf_counter() - tg))  # fmt: skip
+            say(f"  [{n}/{len(groups)}] {g}: {len(members)} rows, "
+                f"{'refit on ' + str(len(train)) + ' rows' if note is None else 'not refit'}; "
+                f"{time.perf_counter() - tg:.0f} s ({time.perf_counter() - t0:.0f} s so far)")  # fmt: skip
+    done = results
+    return CrossValReport(
+        by=by, files=[str(f) for f in files], rows=len(done), failed=sum(1 for v in before.values() if v is None),
+        max_rows_per_fit=max_rows_per_fit, grid_points=grid_points, rounds=rounds, groups=out_groups,
+        before=summarize([r.before_error for r in done if r.before_error is not None]),
+        after=summarize([r.after_error for r in done if r.after_error is not None]),
+        results=done, wall_s=time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def _predict_group(
+    ev: Evaluator, rows: list[Any], tf: list[int], rs: list[int], members: list[int], calib: Calibration
+) -> dict[int, float | None]:
+    """Predictions of the held-out rows ``members`` under ``calib``: transformer rows re-costed by the
+    evaluator, recommendation rows simulated."""
+    pos = {i: j for j, i in enumerate(tf)}
+    t_idx = [i for i in members if i in pos]
+    r_idx = [i for i in members if i not in pos]
+    preds = dict(zip(t_idx, ev.predict([calib], [pos[i] for i in t_idx])[0], strict=True))
+    jobs = [(rows[i][0], rows[i][1], rows[i][2], calib) for i in r_idx]
+    return preds | dict(zip(r_idx, (p.value for p in predict_all(jobs)), strict=True))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def format_crossval(rep: CrossValReport) -> str:
+    """The per-group table as text."""
+    head = (f"Cross-validation by {rep.by}: {rep.rows} rows, {len(rep.groups)} groups "
+            f"(each refit on at most {rep.max_rows_per_fit} rows of the other groups), {rep.wall_s:.0f} s")  # fmt: skip
+    lines = [head, f"{'group':<36} {'rows':>5}  {'median |err| before → after':>28}  {'mean':>17}  {'max':>17}"]
+    for g in [*rep.groups, None]:
+        name, n = (g.group, g.rows) if g else ("all rows", rep.rows)
+        b, a = (g.before, g.after) if g else (rep.before, rep.after)
+        lines.append(
+            f"{name[:36]:<36} {n:>5}  {_pct(b.median_abs_error):>12} → {_pct(a.median_abs_error):<13}  "
+            f"{_pct(b.mean_abs_error):>7} → {_pct(a.mean_abs_error):<7}  {_pct(b.max_abs_error):>7} → "
+            f"{_pct(a.max_abs_error):<7}" + (f"  ({g.note})" if g and g.note else "")
+        )
+    if rep.failed:
+        lines.append(f"{rep.failed} row(s) could not be simulated and are left out.")
+    return "\n".join(lines)
+
+
+def markdown_crossval(rep: CrossValReport) -> str:
+    """The per-group table as Markdown (docs/validation.md leads with these)."""
+    out = [f"### Leave one {rep.by} out", "",
+           f"{rep.rows} rows; each group predicted by constants refit on at most {rep.max_rows_per_fit} rows of the "
+           f"other groups ({rep.grid_points}-point grid, {rep.rounds} round(s)); {rep.wall_s:.0f} s.", "",
+           f"| {rep.by} | rows | median before | median after | mean before | mean after | max after | refit on |",
+           "|---|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for g in rep.groups:
+        fit = f"{g.train_rows} rows" if g.refit else f"not refit: {g.note}"
+        out.append(f"| {g.group} | {g.rows} | {_pct(g.before.median_abs_error)} | {_pct(g.after.median_abs_error)} | "
+                   f"{_pct(g.before.mean_abs_error)} | {_pct(g.after.mean_abs_error)} | {_pct(g.after.max_abs_error)} | "
+                   f"{fit} |")  # fmt: skip
+    out.append(f"| **all** | {rep.rows} | {_pct(rep.before.median_abs_error)} | {_pct(rep.after.median_abs_error)} | "
+               f"{_pct(rep.before.mean_abs_error)} | {_pct(rep.after.mean_abs_error)} | "
+               f"{_pct(rep.after.max_abs_error)} | |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def write_uncertainty(rep: CrossValReport, path: str | Path, command: str) -> dict[str, Any]:
+    """Write the band table (:mod:`planner.uncertainty`) from the held-out residuals, atomically."""
+    from planner.io import atomic_write_text
+    from planner.uncertainty import DEFINITION, MIN_ROWS, band_table
+
+    res = [(r.kind, r.accelerator, r.framework, r.after_error) for r in rep.results if r.after_error is not None]
+    data = {"definition": DEFINITION, "generated_by": command, "cross_validated_by": rep.by, "min_rows": MIN_ROWS,
+            "groups": band_table(res)}  # fmt: skip
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n", field="write-uncertainty")
+    return data
