@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from planner.costs.compute import BYTES_PER_ELEMENT
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
 from planner.search.enumerate import scale_up_island
 from planner.search.types import Alternative, Layout, Simulated
+from planner.transformer.memory import memory
 from planner.transformer.result import Breakdown
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy, check_layout
@@ -96,6 +98,14 @@ def usual_alternatives(winner: Strategy, model: TransformerSpec) -> list[tuple[s
 
 def signature(s: Strategy) -> tuple:
     return (s.tp, s.pp, s.vpp, s.cp, s.ep, s.micro_batch, s.recompute, s.zero_stage, s.sequence_parallel)
+
+
+def memory_reason(model: TransformerSpec, cluster: Cluster, s: Strategy) -> str:
+    """Why the resolved layout ``s`` does not fit, by the term that overflows: ``out of memory:
+    activations of 16 in-flight micro-batches x 8 layers: 63.3 GiB of 82.7 GiB (capacity 80 GiB)``
+    (:attr:`planner.transformer.memory.Memory.overflow`)."""
+    m = memory(model, s, cluster, BYTES_PER_ELEMENT[s.precision])
+    return f"out of memory: {m.overflow}"
 
 
 def check(model: TransformerSpec, cluster: Cluster, s: Strategy) -> tuple[Strategy | None, str | None]:

@@ -20,7 +20,7 @@ from planner.hardware import Cluster
 from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
-from planner.search.explain import check, explain, signature, usual_alternatives, usual_families
+from planner.search.explain import check, explain, memory_reason, signature, usual_alternatives, usual_families
 from planner.search.goodput import GoodputModel, run_plan
 from planner.search.prune import TopKPruner, estimate_value
 from planner.search.rank import ObjectiveRanker, pareto_front
@@ -257,7 +257,6 @@ class Searcher:
     ) -> list[tuple[str, Strategy, Candidate | None, str | None]]:
         """The usual alternatives: each family's best estimated member, then one-knob variants."""
         out: list[tuple[str, Strategy, Candidate | None, str | None]] = []
-        cap = cluster.accelerator.memory_gib
         for name, member, example in usual_families(model, cluster):
             members = [c for c in at_n if member(c.strategy) and signature(c.strategy) != signature(winner)]
             fit = [c for c in members if c.estimate.fits]
@@ -266,7 +265,9 @@ class Searcher:
                 out.append((name, best.strategy, best, None))
             elif members:
                 small = min(members, key=lambda c: c.estimate.peak_gib)
-                why = f"out of memory: the smallest needs {small.estimate.peak_gib:.1f} GiB of {cap:.0f} GiB"
+                why = memory_reason(model, cluster, small.strategy).replace(
+                    "out of memory:", "out of memory, the smallest:"
+                )
                 out.append((name, small.strategy, None, why))
             else:
                 gb = at_n[0].strategy.global_batch if at_n else None
@@ -279,7 +280,7 @@ class Searcher:
                 continue
             est = self.estimator.estimate(model, cluster, resolved)
             if not est.fits:
-                out.append((name, resolved, None, f"out of memory: needs {est.peak_gib:.1f} GiB of {cap:.0f} GiB"))
+                out.append((name, resolved, None, memory_reason(model, cluster, resolved)))
                 continue
             out.append((name, resolved, Candidate(gpus=cluster.num_gpus, strategy=resolved, estimate=est), None))
         return out

@@ -1,25 +1,56 @@
 """Memory per accelerator: weights, gradients, optimizer states and activations.
 
-Activations follow Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
-Transformer Models" (arXiv:2205.05198), sec. 4, generalised to GQA and SwiGLU: per layer and
-micro-batch, with ``s`` tokens, ``b`` sequences, ``h`` hidden, ``a`` heads, tensor-parallel ``t``::
+Each term against the frameworks' own accounting (Megatron-Core's ``report_theoretical_memory``,
+megatron/training/theoretical_memory_usage.py; DeepSpeed's ``estimate_zero{2,3}_model_states_mem_needs``;
+torchtitan's and PyTorch's memory tracking):
+
+* **Weights, gradients, optimizer** (bytes per parameter of the most loaded rank): 16-bit weights
+  (2; fp32/tf32 4), gradients kept and reduced in fp32 under bf16 (4, Megatron's main_grad buffer;
+  2 under fp16 and ZeRO-3, :func:`~planner.transformer.sharding.grad_reduce_bytes`), Adam's fp32
+  master copy, m and v (12). That is Megatron's ``18`` bytes, and with the distributed optimizer
+  (ZeRO-1 over dp*cp, :attr:`zero_stage` 1) its ``6 + 12/dp``; ZeRO-2 also shards the gradients and
+  ZeRO-3 the weights (DeepSpeed's estimators), the latter plus two gathered layers (FSDP's current
+  block and the prefetched next one). Routed experts are sharded over their own ``dp*cp/ep`` ranks.
+* **FP8 weights**: Transformer Engine keeps an FP8 cast of each weight across micro-batches
+  (1 byte more per parameter: 3). With the distributed optimizer, Megatron-LM's and NeMo's FP8
+  recipes gather the parameters in FP8 (``--fp8-param-gather``: Megatron-LM
+  examples/llama/train_llama3_8b_h100_fp8.sh; NeMo's performance-tuning guide): the model's
+  weights are FP8 (1 byte, plus the transpose Hopper's GEMMs need: 2) and the fp32 master copy is
+  the optimizer's.
+* **Where the embedding and LM head sit**: the first and last pipeline stages (Megatron puts the
+  embedding on the first, the output layer on the last; a tied matrix is held by both), and the
+  uneven stages of :func:`~planner.transformer.sharding.stage_layers` give them one layer fewer
+  when the layers do not divide (as Llama 3 did); every pipeline rank is evaluated and the peak
+  one reported (:attr:`Memory.pipeline_rank`).
+* **Activations per layer and micro-batch**: Korthikanti et al. 2022 (arXiv:2205.05198) Table 2,
+  the formula Megatron's report uses, generalised to GQA and SwiGLU, with ``s`` tokens, ``b``
+  sequences, ``h`` hidden, ``a`` heads, tensor-parallel ``t``::
 
     no recomputation, no SP : s*b*h*(10 + 24/t) + 5*a*s^2*b/t      (GPT shape, 16-bit)
     sequence parallel       : s*b*h*34/t + 5*a*s^2*b/t
     selective recomputation : the 5*a*s^2*b/t attention-score term is dropped
     full recomputation      : 2*s*b*h (/t with SP) per layer, plus one layer's working set
 
-FlashAttention never stores the scores, so its ``s^2`` term is zero. Under FP8 training the linear
-layers' saved inputs (QKV, attention output, fc1, fc2) are Transformer Engine's 1-byte casts, and
-the weights carry their FP8 copy (3 bytes per parameter instead of 2). A pipeline rank holds the
-activations of the micro-batches in flight: ``p - r`` under 1F1B, all ``m`` under GPipe,
-Megatron's interleaved warm-up count with virtual stages, and ``p + 1`` chunks under DualPipe (its
-Table 2; each rank also holds both copies' weights, gradients and optimizer states).
+  FlashAttention never stores the scores, so its ``s^2`` term is zero; the two dropout masks
+  (``2*s*b*h`` of the 34) are kept only by models trained with dropout (:func:`dropout_masks`). Context parallelism splits
+  ``s`` by ``cp``. Under FP8 the linear layers' saved inputs (QKV, attention output, fc1, fc2 and
+  the experts' permuted inputs) are Transformer Engine's 1-byte casts (DeepSeek-V3 Sec. 3.3.2
+  caches and dispatches them in FP8 too). An MoE layer stores its routed token copies on the
+  busiest expert-parallel rank (top-k times the load factor): the dispatch buffers.
+* **In-flight micro-batches** (:func:`in_flight`): ``p - r`` on rank ``r`` under 1F1B (Megatron's
+  report: ``p`` on the first stage), all ``m`` under GPipe, Megatron's interleaved warm-up count
+  (its layers times one micro-batch are the report's ``1 + (p-1)/(p*v)`` penalty), 1F1B's plus up
+  to ``p`` deferred weight-gradient inputs under zero-bubble, and ``p + 1`` chunks under DualPipe
+  (its Table 2; each rank also holds both copies' weights, gradients and optimizer states).
+* **Loss**: the last stage's fp32 logits of one micro-batch (vocabulary split by ``t``).
+* **Runtime reserve** (:data:`~planner.hardware.RUNTIME_RESERVE_GIB`): the CUDA context, NCCL's
+  and userbuffers' communication buffers and the caching allocator's fragmentation, one flat
+  figure; the model counts live tensors, which is what PyTorch's ``max_memory_allocated`` reports.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from planner.hardware import GIB, RUNTIME_RESERVE_GIB, Cluster
 from planner.transformer.sharding import (
@@ -47,6 +78,37 @@ class Memory(BaseModel):
     capacity_gib: float
     fits: bool
     pipeline_rank: int
+    in_flight: int = Field(
+        default=0, description="micro-batches (per model chunk) whose activations the peak rank holds"
+    )
+    layers: int = Field(default=0, description="transformer layers the peak rank holds, all its chunks")
+
+    def terms(self) -> list[tuple[str, float]]:
+        """(what, GiB) of each term, largest first: what a rejection names as the overflow."""
+        acts = f"activations of {self.in_flight} in-flight micro-batches x {self.layers} layers"
+        named = [
+            (acts, self.activations_gib),
+            ("optimizer states", self.optimizer_gib),
+            ("gradients", self.gradients_gib),
+            ("weights", self.weights_gib),
+            ("runtime reserve", self.reserved_gib),
+        ]
+        return sorted(named, key=lambda kv: -kv[1])
+
+    @property
+    def overflow(self) -> str:
+        """The largest term and the total, e.g. ``activations of 16 in-flight micro-batches x 8
+        layers: 63.3 GiB of 82.7 GiB (capacity 80 GiB)``: why a layout does not fit."""
+        what, gib = self.terms()[0]
+        return f"{what}: {gib:.1f} GiB of {self.peak_gib:.1f} GiB (capacity {self.capacity_gib:.0f} GiB)"
+
+
+def dropout_masks(model: TransformerSpec) -> int:
+    """Bytes per token and hidden unit of a layer's two dropout masks: 2 for the GPT-style models
+    (GPT-3, BLOOM, OPT train with dropout 0.1), 0 for the SwiGLU families, which train without
+    dropout (Llama 2/3, Mistral, Mixtral, Qwen, DeepSeek: ``--hidden-dropout 0.0`` in Megatron-LM's
+    Llama examples); PyTorch's dropout with ``p = 0`` returns its input and keeps no mask."""
+    return 0 if model.mlp == "swiglu" else 2
 
 
 def layer_activation_bytes(
@@ -65,12 +127,12 @@ def layer_activation_bytes(
     h, hkv, f, q = model.hidden_size, model.kv_hidden, model.ffn, model.q_hidden
     e = elem_bytes
     mats = 3 if model.mlp == "swiglu" else 2  # intermediate tensors kept per MLP: fc1 out(s), activation
-    unsplit = (4 * e + 2) * sb * h  # two norm inputs, QKV and fc1 inputs, two dropout masks
+    unsplit = (4 * e + dropout_masks(model)) * sb * h  # two norm inputs, QKV and fc1 inputs, dropout masks
     split = e * sb * (2 * q + 2 * hkv)  # q, k, v and the attention output
     routed = 0.0  # not split by tp: the permuted token copies each expert-parallel rank receives
     if is_moe:
         pairs = sb * model.top_k * moe_load_factor(s)
-        routed = e * pairs * h
+        routed = (1 if s.precision == "fp8" else e) * pairs * h  # the experts' fc1 input, cast to FP8 under fp8
         fc2_in = pairs * model.expert_ffn + sb * model.expert_ffn * model.shared_experts
     else:
         fc2_in = sb * f
@@ -114,7 +176,10 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
     dp = s.data_parallel * s.cp
     w_bytes = 4 if s.precision in ("fp32", "tf32") else 2
     if s.precision == "fp8":
-        w_bytes = 3  # 16-bit weights plus their FP8 copy
+        # 16-bit weights plus their cached FP8 cast; with the distributed optimizer the FP8 weights
+        # are the model's own (--fp8-param-gather, set by Megatron-LM's and NeMo's FP8 recipes):
+        # FP8 data and its cached transpose, the fp32 master being the optimizer's
+        w_bytes = 2 if s.zero_stage >= 1 else 3
     g_bytes = grad_reduce_bytes(s)
     o_bytes = 8 if s.precision in ("fp32", "tf32") else 12  # fp32 master copy, Adam m and v
     stored_d, full_d = layer_activation_bytes(model, s, elem_bytes, moe=False)
@@ -153,6 +218,8 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
             capacity_gib=cluster.accelerator.memory_gib,
             fits=total / GIB <= cluster.accelerator.memory_gib,
             pipeline_rank=r,
+            in_flight=in_flight(s, r),
+            layers=sum(kinds[vs][0] + kinds[vs][1] for vs in held),
         )
         if best is None or mem.peak_gib > best.peak_gib:
             best = mem

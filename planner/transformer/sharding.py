@@ -153,8 +153,11 @@ def grad_reduce_bytes(s: Strategy) -> int:
     """Bytes per gradient element kept and reduced across data-parallel ranks.
 
     Megatron-LM accumulates and reduces in fp32 under bf16 (``accumulate_allreduce_grads_in_fp32``)
-    and in fp16 under fp16; ZeRO-3 / FSDP mixed precision reduce-scatters in 16 bit.
+    and in fp16 under fp16; ZeRO-3 / FSDP mixed precision reduce-scatters in 16 bit. FP8 with the
+    distributed optimizer is Megatron-LM's and NeMo's published FP8 recipe, which reduces in bf16
+    (``--grad-reduce-in-bf16`` in examples/llama/train_llama3_8b_h100_fp8.sh; NeMo's performance
+    scripts set ``grad_reduce_in_fp32 = False`` with ``bf16_with_fp8_mixed``).
     """
-    if s.zero_stage == 3 or s.precision == "fp16":
+    if s.zero_stage == 3 or s.precision == "fp16" or (s.precision == "fp8" and s.zero_stage >= 1):
         return 2
     return 4

@@ -82,11 +82,42 @@ def attention_kernel(framework: str, accelerator: str) -> str:
     return "flash"
 
 
-def transformer_choices(framework: str, accelerator: str, tp: int) -> dict[str, Any]:
-    """The strategy fields a transformer row's framework fixes: attention kernel and TP overlap."""
+DISTRIBUTED_OPTIMIZER_FRAMEWORKS = {"nemo", "megatron-core"}
+"""Frameworks whose published recipes shard the optimizer states (Megatron-Core's distributed
+optimizer, ``use_distributed_optimizer=True`` in NeMo's and Megatron-Bridge's performance recipes)."""
+
+
+def memory_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any]) -> dict[str, Any]:
+    """The memory-saving choices a framework's published runs made and a row may not state.
+
+    * Megatron-Core with Transformer Engine (NeMo, Megatron-Bridge, Megatron-Core on Hopper) runs
+      its published recipes with the distributed optimizer (ZeRO-1 over dp*cp): a ``zero_stage`` of
+      0 there is the transcriber's blank (NeMo's 24.07 tables do not print it), and is read as 1.
+      The run physically needed it: LLAMA2-13B on 8 H100 with replicated Adam states needs 18 bytes
+      x 13e9 = 218 GiB per GPU.
+    * Megatron-Core's ``--tp-comm-overlap`` (set for the same rows) requires sequence parallelism
+      (megatron/training/arguments.py: "Tensor parallel communication/GEMM overlap can happen only
+      when sequence parallelism is enabled"), so those rows run with it; any row that leaves ``sequence_parallel`` blank with ``tp > 1`` is
+      predicted with it too (Megatron-Core/NeMo recipes, torchtitan's TP plan with ``SequenceParallel``
+      norms, Llama 3's Megatron-style TP all use it)."""
+    fields: dict[str, Any] = {}
+    fw = framework.strip().lower()
+    modern = modern_megatron(fw, accelerator) or fw in DISTRIBUTED_OPTIMIZER_FRAMEWORKS
+    if modern and row.get("zero_stage", 0) == 0:
+        fields["zero_stage"] = 1
+    if tp > 1 and ("sequence_parallel" not in row or (modern and tp_comm_overlap(fw, accelerator))):
+        fields["sequence_parallel"] = True
+    return fields
+
+
+def transformer_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The strategy fields a transformer row's framework fixes: attention kernel and TP overlap,
+    and (given the row's parsed ``row`` fields) its :func:`memory_choices`."""
     fields: dict[str, Any] = {"attention": attention_kernel(framework, accelerator)}
     if tp > 1 and tp_comm_overlap(framework, accelerator):
         fields["tp_comm_overlap"] = True
+    if row is not None:
+        fields.update(memory_choices(framework, accelerator, tp, row))
     return fields
 
 

@@ -33,7 +33,7 @@ class RowResult(BaseModel):
     source: str
     model: str
     predicted_step_time_s: float | None
-    measured_step_time_s: float
+    measured_step_time_s: float | None  # None on a measured-memory row (its error is the memory error)
     error: float | None
     defaulted: list[str]
     problem: str | None = None
@@ -42,6 +42,7 @@ class RowResult(BaseModel):
     fits: bool | None = None  # predicted to fit in the accelerator's memory (None: not simulated)
     peak_gib: float | None = None  # predicted peak memory of the fullest accelerator
     capacity_gib: float | None = None
+    measured_peak_gib: float | None = None  # measured-memory rows: ``error`` = peak_gib / this - 1
 
 
 class Summary(BaseModel):
@@ -112,17 +113,21 @@ def _mem(r: RowResult) -> str:
 
 def format_report(rep: ValidationReport, verbose: bool = False) -> str:
     lines = [f"validation of {rep.file} (calibration: {rep.calibration})", ""]
+    if any(r.measured_peak_gib is not None for r in rep.rows):
+        lines[-1:] = ["errors are of the peak memory per GPU (predicted GiB / measured GiB - 1)", ""]
     if verbose:
         lines.append(f"{'id':36s} {'predicted':>10s} {'measured':>10s} {'error':>8s} {'memory GiB':>13s}  defaults")
         for r in rep.rows:
             pred = "failed" if r.predicted_step_time_s is None else f"{r.predicted_step_time_s:10.3f}"
+            meas = f"{r.measured_step_time_s:10.3f}" if r.measured_step_time_s is not None else "-"
+            if r.measured_peak_gib is not None:  # a measured-memory row: predicted and measured GiB
+                pred = "failed" if r.peak_gib is None else f"{r.peak_gib:8.1f}GiB"
+                meas = f"{r.measured_peak_gib:8.1f}GiB"
             err = "" if r.error is None else f"{r.error * 100:+7.1f}%"
             extra = ",".join(r.defaulted) if r.defaulted else ""
             if r.problem:
                 extra = r.problem
-            lines.append(
-                f"{r.id[:36]:36s} {pred:>10s} {r.measured_step_time_s:10.3f} {err:>8s} {_mem(r):>13s}  {extra}"
-            )
+            lines.append(f"{r.id[:36]:36s} {pred:>10s} {meas:>10s} {err:>8s} {_mem(r):>13s}  {extra}")
         lines.append("")
     lines.append(f"{'':44s} {'rows':>5s} {'median':>7s} {'mean':>7s} {'max':>7s}")
 

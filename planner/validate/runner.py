@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
@@ -54,7 +55,7 @@ def predict_row(job: Job) -> Prediction:
     except PlannerInputError as e:
         return Prediction(None, str(e), p.defaulted)
     m = r.memory
-    return Prediction(getattr(r, schema.predicted), None, p.defaulted, m.fits, m.peak_gib, m.capacity_gib)
+    return Prediction(attrgetter(schema.predicted)(r), None, p.defaulted, m.fits, m.peak_gib, m.capacity_gib)
 
 
 def _predict(args: tuple[dict[str, str], int, Calibration]) -> tuple[float | None, str | None, list[str]]:
@@ -117,7 +118,7 @@ def validate_rows(
     measured: list[float] = []
     for line, row in enumerate(rows, start=2):
         measured.append(measured_value(row, schema.measured, line, file))
-        jobs.append((schema.kind, row, line, calib))
+        jobs.append((next(k for k, v in SCHEMAS.items() if v is schema), row, line, calib))
     parsed = [schema.parse(row, line) for _, row, line, _ in jobs]  # a bad value fails fast, with its line
     bar = Progress(f"validate {Path(file).name or 'rows'}", len(jobs)) if progress else None
     preds = predict_all(jobs, workers, bar)
@@ -128,6 +129,8 @@ def validate_rows(
             fields = {"predicted_step_time_s": None if pr.value is None else p.per_step / pr.value,
                       "measured_step_time_s": p.per_step / meas, "predicted_samples_per_s": pr.value,
                       "measured_samples_per_s": meas}  # fmt: skip
+        if schema.measured == "measured_peak_gib":  # a memory row: no step time was measured
+            fields = {"predicted_step_time_s": None, "measured_step_time_s": None, "measured_peak_gib": meas}
         results.append(
             RowResult(
                 id=row.get("id", f"row{line}"),
