@@ -173,6 +173,18 @@ def test_row_on_accelerator_not_in_catalog_is_listed_not_refused() -> None:
         validate_rows(rows, workers=1)
 
 
+def test_calibrate_still_refuses_an_accelerator_not_in_catalog(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """calibrate fits one accelerator's constants, so an unknown id there is an error (exit 2, one line)."""
+    rows = made_up_rows(3)
+    for r in rows:
+        r["accelerator"] = "made-up-gpu-96gb"
+    runs = write_csv(tmp_path / "runs.csv", rows)
+    rc, out, err = run_cli(["calibrate", str(runs), "--out", str(tmp_path / "p.yaml")], capsys)
+    assert rc == 2 and out == "" and "unknown id 'made-up-gpu-96gb'" in one_error_line(err)
+
+
 def test_optional_model_columns_reach_the_spec() -> None:
     """moe_ffn_hidden_size, shared_experts, first_dense_layers and head_dim describe the model when
     present (DeepSeek-V3's and MaxText's rows); without them the row is the plain model."""

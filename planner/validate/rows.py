@@ -30,9 +30,6 @@ TRANSFORMER_COLUMNS = (
     "tp", "pp", "dp", "micro_batch", "global_batch", "recompute", "precision", "measured_step_time_s",
 )  # fmt: skip
 """Columns a transformer validation file must have (others are optional)."""
-MEMORY_COLUMNS = tuple(c for c in TRANSFORMER_COLUMNS if c != "measured_step_time_s") + ("measured_peak_gib",)
-"""Columns of a measured-memory file (validation/memory.csv): a transformer row's layout and the
-published peak memory per GPU, in GiB (its ``quantity`` column says which peak was measured)."""
 
 DEFAULTABLE = (
     "vocab_size", "num_kv_heads", "ffn_hidden_size", "inter_node_gbps_per_gpu", "gpus_per_node", "cp", "ep", "vpp",
@@ -129,9 +126,10 @@ def accelerator_problem(row: dict[str, str], line: int) -> str | None:
     return None
 
 
-def _cluster(row: dict[str, str], line: int) -> Any:
-    """The row's cluster, or None when its accelerator is not in the catalog (see ParsedRow.problem)."""
-    if accelerator_problem(row, line):
+def _cluster(row: dict[str, str], line: int, unknown_ok: bool = False) -> Any:
+    """The row's cluster; with ``unknown_ok`` (validate), None when its accelerator is not in the
+    catalog (see ParsedRow.problem), else that raises (calibrate needs every row's hardware)."""
+    if unknown_ok and accelerator_problem(row, line):
         for col, kind in (("num_gpus", int), ("gpus_per_node", int), ("inter_node_gbps_per_gpu", float)):
             _num(row, col, line, kind)  # a malformed number still refuses the file
         return None
@@ -153,8 +151,9 @@ width other than hidden_size / num_heads)."""
 INT_STRATEGY_COLUMNS = ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "global_batch", "zero_stage")
 
 
-def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[str]]:
-    """(model, cluster, strategy, defaulted fields) of one transformer row."""
+def row_scenario(row: dict[str, str], line: int, unknown_ok: bool = False) -> tuple[Any, Any, Any, list[str]]:
+    """(model, cluster, strategy, defaulted fields) of one transformer row; with ``unknown_ok`` the
+    cluster is None when the row's accelerator is not in the catalog (instead of an error)."""
     defaulted = [c for c in DEFAULTABLE if c in row and (row[c] or "").strip() == "" and c not in IGNORED_BLANKS]
     defaulted += [c for c in DEFAULTABLE if c not in row and c not in IGNORED_BLANKS]
     fam = family("transformer")
@@ -170,7 +169,7 @@ def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[st
         model = fam.load(mdict)
     except PlannerInputError as e:
         raise PlannerInputError(f"row {line} ({row.get('id', '?')}) {e.field}", e.rule) from None
-    cluster = _cluster(row, line)
+    cluster = _cluster(row, line, unknown_ok)
     fields: dict[str, Any] = {}
     for col in INT_STRATEGY_COLUMNS:
         v = _num(row, col, line)
@@ -185,12 +184,12 @@ def row_scenario(row: dict[str, str], line: int) -> tuple[Any, Any, Any, list[st
         if b is not None:
             fields[col] = b
     acc = (row.get("accelerator") or "").strip()
-    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1, fields))
+    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1))
     return model, cluster, fam.make_strategy(**fields), defaulted
 
 
 def _transformer_row(row: dict[str, str], line: int) -> ParsedRow:
-    model, cluster, strategy, defaulted = row_scenario(row, line)
+    model, cluster, strategy, defaulted = row_scenario(row, line, unknown_ok=True)
     return ParsedRow(model, cluster, strategy, defaulted, row.get("model", ""), problem=accelerator_problem(row, line))
 
 
@@ -218,7 +217,7 @@ def _recsys_row(row: dict[str, str], line: int) -> ParsedRow:
     if (_num(row, "num_gpus", line) or 1) <= (_num(row, "gpus_per_node", line) or 8):
         defaulted = [c for c in defaulted if c != "inter_node_gbps_per_gpu"]  # one node: no scale-out
     spec = recsys_row_model(row, line)
-    cluster = _cluster(row, line)
+    cluster = _cluster(row, line, unknown_ok=True)
     gb = _num(row, "global_batch", line) or spec.default_global_batch
     strategy = family("recsys").make_strategy(
         global_batch=gb,
@@ -237,7 +236,7 @@ class RowSchema:
     name: str  # as error messages say it
     columns: tuple[str, ...]
     measured: str  # the measured column
-    predicted: str  # the result's (dotted) field compared with it: step_time_s, samples_per_s, memory.peak_gib
+    predicted: str  # the result's field compared with it (step_time_s or samples_per_s)
     parse: Callable[[dict[str, str], int], ParsedRow]
 
 
@@ -246,8 +245,6 @@ SCHEMAS: dict[str, RowSchema] = {
                         _recsys_row),
     "transformer": RowSchema("transformer", "transformer", TRANSFORMER_COLUMNS, "measured_step_time_s", "step_time_s",
                              _transformer_row),
-    "memory": RowSchema("transformer", "transformer memory", MEMORY_COLUMNS, "measured_peak_gib", "memory.peak_gib",
-                        _transformer_row),
 }  # fmt: skip
 """The schemas by family kind, in the order a file is matched against them (first measured column found)."""
 
