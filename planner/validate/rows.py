@@ -30,6 +30,9 @@ TRANSFORMER_COLUMNS = (
     "tp", "pp", "dp", "micro_batch", "global_batch", "recompute", "precision", "measured_step_time_s",
 )  # fmt: skip
 """Columns a transformer validation file must have (others are optional)."""
+MEMORY_COLUMNS = tuple(c for c in TRANSFORMER_COLUMNS if c != "measured_step_time_s") + ("measured_peak_gib",)
+"""Columns of a measured-memory file (validation/memory.csv): a transformer row's layout and the
+published peak memory per GPU, in GiB (its ``quantity`` column says which peak was measured)."""
 
 DEFAULTABLE = (
     "vocab_size", "num_kv_heads", "ffn_hidden_size", "inter_node_gbps_per_gpu", "gpus_per_node", "cp", "ep", "vpp",
@@ -184,7 +187,7 @@ def row_scenario(row: dict[str, str], line: int, unknown_ok: bool = False) -> tu
         if b is not None:
             fields[col] = b
     acc = (row.get("accelerator") or "").strip()
-    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1))
+    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1, fields))
     return model, cluster, fam.make_strategy(**fields), defaulted
 
 
@@ -236,7 +239,7 @@ class RowSchema:
     name: str  # as error messages say it
     columns: tuple[str, ...]
     measured: str  # the measured column
-    predicted: str  # the result's field compared with it (step_time_s or samples_per_s)
+    predicted: str  # the result's (dotted) field compared with it: step_time_s, samples_per_s, memory.peak_gib
     parse: Callable[[dict[str, str], int], ParsedRow]
 
 
@@ -245,6 +248,8 @@ SCHEMAS: dict[str, RowSchema] = {
                         _recsys_row),
     "transformer": RowSchema("transformer", "transformer", TRANSFORMER_COLUMNS, "measured_step_time_s", "step_time_s",
                              _transformer_row),
+    "memory": RowSchema("transformer", "transformer memory", MEMORY_COLUMNS, "measured_peak_gib", "memory.peak_gib",
+                        _transformer_row),
 }  # fmt: skip
 """The schemas by family kind, in the order a file is matched against them (first measured column found)."""
 
