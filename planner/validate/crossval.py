@@ -96,6 +96,7 @@ class CrossValReport(BaseModel):
     rows: int = Field(description="rows predicted (those that could not be simulated are left out)")
     failed: int = Field(description="rows that could not be simulated with the default constants")
     max_rows_per_fit: int
+    max_rows_per_file: int | None = Field(None, description="a reduced setting: rows of each file, evenly spaced")
     grid_points: int
     rounds: int
     groups: list[CVGroup]
@@ -105,13 +106,20 @@ class CrossValReport(BaseModel):
     wall_s: float
 
 
-def _load(files: Sequence[str | Path]) -> list[tuple[str, dict[str, str], int, str, float]]:
-    """(kind, row, line, file, measured) for every row of the files; a bad value fails here, with its line."""
+def _load(
+    files: Sequence[str | Path], per_file: int | None = None
+) -> list[tuple[str, dict[str, str], int, str, float]]:
+    """(kind, row, line, file, measured) for every row of the files, or for at most ``per_file`` rows of
+    each, evenly spaced (a reduced setting); a bad value fails here, with its line."""
     out = []
     for f in files:
         rows = read_rows(f)
         schema = schema_of(rows[0])
+        keep = range(len(rows)) if not per_file or per_file >= len(rows) else {
+            i * len(rows) // per_file for i in range(per_file)}  # fmt: skip
         for line, r in enumerate(rows, start=2):
+            if line - 2 not in keep:
+                continue
             out.append((schema.kind, r, line, str(f), measured_value(r, schema.measured, line, str(f))))
             schema.parse(r, line)
     return out
@@ -148,84 +156,140 @@ def _err(pred: float | None, meas: float) -> float | None:
     return None if pred is None else pred / meas - 1.0
 
 
-def cross_validate(
+def cross_validate(files: Sequence[str | Path], by: str, **kwargs: Any) -> CrossValReport:
+    """Refit without each group of ``files``' rows (grouped ``by``) and predict it; see the module doc."""
+    return cross_validate_many(files, [by], **kwargs)[0]
+
+
+def check_groupings(groupings: Sequence[str]) -> list[str]:
+    """The groupings, each one of :data:`GROUPINGS` (else one error naming the bad one)."""
+    bad = [g for g in groupings if g not in GROUPINGS]
+    if bad or not groupings:
+        raise PlannerInputError(
+            "cross-validate", f"must be one or more of {', '.join(GROUPINGS)}, got '{','.join(bad)}'"
+        )
+    return list(dict.fromkeys(groupings))
+
+
+def cross_validate_many(
     files: Sequence[str | Path],
-    by: str,
+    groupings: Sequence[str],
     *,
     max_rows_per_fit: int = 60,
     grid_points: int = 3,
     rounds: int = 2,
+    max_rows_per_file: int | None = None,
     workers: int | None = None,
     log: Callable[[str], None] | None = None,
-) -> CrossValReport:
-    """Refit without each group of ``files``' rows (grouped ``by``) and predict it; see the module doc."""
+) -> list[CrossValReport]:
+    """:func:`cross_validate` for each grouping, sharing one evaluator (its compiled rows, the default
+    predictions and every (calibration, row) prediction a grouping already made)."""
     t0 = time.perf_counter()
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if by not in GROUPINGS:
-        raise PlannerInputError("cross-validate", f"must be one of {', '.join(GROUPINGS)}, got '{by}'")
+    groupings = check_groupings(groupings)
     if max_rows_per_fit < MIN_ROWS:
         raise PlannerInputError("max-rows-per-fit", f"must be at least {MIN_ROWS}, got {max_rows_per_fit}")
     if grid_points < 2 or rounds < 1:
         raise PlannerInputError("grid", f"needs at least 2 grid points and 1 round, got {grid_points}, {rounds}")
-    rows = _load(files)
+    rows = _load(files, max_rows_per_file)
     tf = [i for i, r in enumerate(rows) if r[0] == "transformer"]
     rs = [i for i, r in enumerate(rows) if r[0] != "transformer"]
-    groups = sorted({group_of(r[1], by) for r in rows})
-    say(f"cross-validate by {by}: {len(rows)} rows ({len(tf)} transformer) in {len(groups)} groups; "
+    n_groups = sum(len({group_of(r[1], by) for r in rows}) for by in groupings)
+    say(f"cross-validate by {', '.join(groupings)}: {len(rows)} rows ({len(tf)} transformer), {n_groups} groups; "
         f"each refit on at most {max_rows_per_fit} rows, {grid_points}-point grid, {rounds} round(s)")  # fmt: skip
     with Evaluator([(rows[i][1], rows[i][2]) for i in tf], workers) as ev:
-        measured = [rows[i][4] for i in tf]
         t1 = time.perf_counter()
-        default_tf = ev.predict([DEFAULT], list(range(len(tf))))[0]
+        default_tf = _default_pass(ev, len(tf), say)
         default_rs = [p.value for p in predict_all([(rows[i][0], rows[i][1], rows[i][2], DEFAULT) for i in rs])]
         before = dict(zip(tf, default_tf, strict=True)) | dict(zip(rs, default_rs, strict=True))
         per_row_s = (time.perf_counter() - t1) / max(1, len(rows))
         ok_tf = [j for j, p in enumerate(default_tf) if p is not None]
         sample = [ok_tf[k] for k in fit_sample([source_key(rows[tf[j]][1].get("source") or "") for j in ok_tf],
                                                 max_rows_per_fit)]  # fmt: skip
-        calibs = len(BOUNDS) * grid_points * (1 + len(groups) * rounds)
-        say(
-            f"default constants: {len(rows)} rows predicted in {time.perf_counter() - t1:.0f} s; the refits need "
-            f"about {calibs * len(sample):,} more predictions (~{calibs * len(sample) * per_row_s * 0.4 / 60:.0f} min)"
-        )
+        most = len(BOUNDS) * grid_points * (1 + n_groups * rounds) * len(sample)
+        say(f"default constants: {len(rows)} rows predicted in {time.perf_counter() - t1:.0f} s; the refits need at "
+            f"most {most:,} re-costed predictions (~{most * per_row_s * RECOST / 60:.0f} min at most; identical "
+            "trials are shared between groups)")  # fmt: skip
+        run = _Run(ev, rows, tf, rs, before, sample, grid_points, rounds, say, t0)
+        reports = [run.grouping(by, [str(f) for f in files], max_rows_per_fit) for by in groupings]
+    for rep in reports:
+        rep.max_rows_per_file = max_rows_per_file
+    return reports
+
+
+class _Run:
+    """What every grouping of one cross-validation shares: the evaluator, the rows, the default
+    predictions and the fit sample."""
+
+    def __init__(self, ev: Evaluator, rows: list[Any], tf: list[int], rs: list[int], before: dict[int, float | None],
+                 sample: list[int], grid_points: int, rounds: int, say: Callable[[str], None], t0: float) -> None:  # fmt: skip
+        self.ev, self.rows, self.tf, self.rs, self.before, self.sample = ev, rows, tf, rs, before, sample
+        self.grid_points, self.rounds, self.say, self.t0 = grid_points, rounds, say, t0
+        self.measured = [rows[i][4] for i in tf]
+
+    def grouping(self, by: str, files: list[str], max_rows_per_fit: int) -> CrossValReport:
+        """Every group of ``by`` held out in turn."""
+        t0, rows, before = time.perf_counter(), self.rows, self.before
+        groups = sorted({group_of(r[1], by) for r in rows})
         out_groups, results = [], []
         for n, g in enumerate(groups, start=1):
             tg = time.perf_counter()
             members = [i for i, r in enumerate(rows) if group_of(r[1], by) == g and before[i] is not None]
-            in_g = {j for j in range(len(tf)) if group_of(rows[tf[j]][1], by) == g}
-            train = [j for j in sample if j not in in_g]
+            in_g = {j for j in range(len(self.tf)) if group_of(rows[self.tf[j]][1], by) == g}
+            train = [j for j in self.sample if j not in in_g]
             note = None
             if len(members) < MIN_GROUP_ROWS:
                 note = f"{len(members)} row(s): fewer than the fit's minimum of {MIN_GROUP_ROWS}; default constants"
             elif len(train) < MIN_ROWS:
                 note = f"only {len(train)} other transformer row(s) to fit on; default constants"
-            calib = DEFAULT if note else refit(ev, train, measured, grid_points, rounds)
-            after = _predict_group(ev, rows, tf, rs, members, calib)
-            for i in members:
-                r = rows[i][1]
-                results.append(CVRow(id=r.get("id", f"row{rows[i][2]}"), file=Path(rows[i][3]).name, kind=rows[i][0],
-                                     group=g, accelerator=(r.get("accelerator") or "").strip(),
-                                     framework=(r.get("framework") or "").strip().lower() or None,
-                                     before_error=_err(before[i], rows[i][4]), after_error=_err(after[i], rows[i][4])))  # fmt: skip
-            b = [results[-k].before_error for k in range(1, len(members) + 1)]
-            a = [results[-k].after_error for k in range(1, len(members) + 1)]
+            calib = DEFAULT if note else refit(self.ev, train, self.measured, self.grid_points, self.rounds)
+            after = _predict_group(self.ev, rows, self.tf, self.rs, members, calib)
+            mine = [_cv_row(rows[i], g, before[i], after[i]) for i in members]
+            results += mine
             changed = {k: v for k, v in calib.constants().items() if not math.isclose(v, getattr(DEFAULT, k))}
             out_groups.append(CVGroup(group=g, rows=len(members), refit=note is None, note=note,
                                       train_rows=0 if note else len(train), constants=changed,
-                                      before=summarize([e for e in b if e is not None]),
-                                      after=summarize([e for e in a if e is not None]),
+                                      before=summarize([r.before_error for r in mine if r.before_error is not None]),
+                                      after=summarize([r.after_error for r in mine if r.after_error is not None]),
                                       wall_s=time.perf_counter() - tg))  # fmt: skip
-            say(f"  [{n}/{len(groups)}] {g}: {len(members)} rows, "
-                f"{'refit on ' + str(len(train)) + ' rows' if note is None else 'not refit'}; "
-                f"{time.perf_counter() - tg:.0f} s ({time.perf_counter() - t0:.0f} s so far)")  # fmt: skip
-    done = results
-    return CrossValReport(
-        by=by, files=[str(f) for f in files], rows=len(done), failed=sum(1 for v in before.values() if v is None),
-        max_rows_per_fit=max_rows_per_fit, grid_points=grid_points, rounds=rounds, groups=out_groups,
-        before=summarize([r.before_error for r in done if r.before_error is not None]),
-        after=summarize([r.after_error for r in done if r.after_error is not None]),
-        results=done, wall_s=time.perf_counter() - t0,
-    )  # fmt: skip
+            self.say(f"  {by} [{n}/{len(groups)}] {g}: {len(members)} rows, "
+                     f"{'refit on ' + str(len(train)) + ' rows' if note is None else 'not refit'}; "
+                     f"{time.perf_counter() - tg:.0f} s ({time.perf_counter() - self.t0:.0f} s so far)")  # fmt: skip
+        return CrossValReport(
+            by=by, files=files, rows=len(results), failed=sum(1 for v in before.values() if v is None),
+            max_rows_per_fit=max_rows_per_fit, grid_points=self.grid_points, rounds=self.rounds, groups=out_groups,
+            before=summarize([r.before_error for r in results if r.before_error is not None]),
+            after=summarize([r.after_error for r in results if r.after_error is not None]),
+            results=results, wall_s=time.perf_counter() - t0,
+        )  # fmt: skip
+
+
+def _cv_row(row: tuple[str, dict[str, str], int, str, float], group: str, before: float | None,
+            after: float | None) -> CVRow:  # fmt: skip
+    kind, r, line, file, meas = row
+    return CVRow(id=r.get("id", f"row{line}"), file=Path(file).name, kind=kind, group=group,
+                 accelerator=(r.get("accelerator") or "").strip(),
+                 framework=(r.get("framework") or "").strip().lower() or None,
+                 before_error=_err(before, meas), after_error=_err(after, meas))  # fmt: skip
+
+
+RECOST = 0.15
+"""A re-costed prediction's time as a share of a first one (compile, plan, graph, play): for the time estimate."""
+
+
+def _default_pass(ev: Evaluator, n: int, say: Callable[[str], None]) -> list[float | None]:
+    """The default constants' predictions of the evaluator's ``n`` rows, in slices, with progress and, after
+    the first slice, an estimate of the whole default pass."""
+    out: list[float | None] = []
+    step = max(20, n // 10)
+    t0 = time.perf_counter()
+    for start in range(0, n, step):
+        out += ev.predict([DEFAULT], list(range(start, min(n, start + step))))[0]
+        el = time.perf_counter() - t0
+        say(
+            f"  default constants: {len(out)}/{n} transformer rows ({el:.0f} s; ~{el / len(out) * (n - len(out)):.0f} s to go)"
+        )
+    return out
 
 
 def _predict_group(
