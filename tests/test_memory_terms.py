@@ -42,6 +42,7 @@ def test_overflow_names_the_in_flight_activations() -> None:
     n = in_flight(make_strategy(**LLAMA3).model_copy(update={"dp": 128}), m.pipeline_rank)
     assert m.in_flight == n == 16 - m.pipeline_rank
     assert m.overflow.startswith(f"activations of {n} in-flight micro-batches x {m.layers} layers: ")
+    assert m.chunk_layers == m.layers  # one chunk per rank under 1F1B
     assert f"{m.activations_gib:.1f} GiB of {m.peak_gib:.1f} GiB (capacity 80 GiB)" in m.overflow
     assert [gib for _, gib in m.terms()] == sorted((gib for _, gib in m.terms()), reverse=True)
 
@@ -107,3 +108,10 @@ def test_nemotron4_340b_nemo_recipe_fits() -> None:
 )  # fmt: skip
 def test_framework_memory_choices(framework: str, accelerator: str, tp: int, row: dict, want: dict) -> None:
     assert memory_choices(framework, accelerator, tp, row) == want
+
+
+def test_interleaved_overflow_counts_layers_per_chunk() -> None:
+    """Interleaved: in-flight counts (micro-batch, chunk) pairs, so the text gives layers per chunk."""
+    m = _memory("llama3-405b", 16384, **{**LLAMA3, "pp": 32, "vpp": 2, "sequence_parallel": False})
+    assert m.layers == 4 and m.chunk_layers == 2
+    assert f"micro-batches x 2 layers: {m.activations_gib:.1f} GiB" in m.overflow

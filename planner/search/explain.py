@@ -34,8 +34,22 @@ PUBLISHED_LAYOUTS: dict[str, tuple[str, dict[str, object]]] = {
             "sequence_parallel": False,
         },
     ),
+    "llama3-405b": (
+        "published: Llama 3 405B (16K H100, tp 8, pp 16)",
+        {
+            "tp": 8,
+            "pp": 16,
+            "vpp": 1,
+            "micro_batch": 1,
+            "recompute": "none",
+            "zero_stage": 1,
+            "sequence_parallel": True,
+        },
+    ),
 }
-"""Layouts published for a model's training run (Narayanan et al. SC'21, Table 1 / sec. 5.1)."""
+"""Layouts published for a model's training run: Narayanan et al. SC'21, Table 1 / sec. 5.1 (GPT-3
+175B); Grattafiori et al. 2024 (arXiv:2407.21783) Table 4 and sec. 3.3.2 (Llama 3 405B: tp 8, pp 16,
+no activation checkpointing at 8K tokens; its virtual-stage count is not published: vpp 1)."""
 
 
 Family = Callable[[Strategy], bool]

@@ -82,10 +82,11 @@ class Memory(BaseModel):
         default=0, description="micro-batches (per model chunk) whose activations the peak rank holds"
     )
     layers: int = Field(default=0, description="transformer layers the peak rank holds, all its chunks")
+    chunk_layers: float = Field(default=0.0, description="layers per model chunk (the unit of in_flight)")
 
     def terms(self) -> list[tuple[str, float]]:
         """(what, GiB) of each term, largest first: what a rejection names as the overflow."""
-        acts = f"activations of {self.in_flight} in-flight micro-batches x {self.layers} layers"
+        acts = f"activations of {self.in_flight} in-flight micro-batches x {self.chunk_layers:g} layers"
         named = [
             (acts, self.activations_gib),
             ("optimizer states", self.optimizer_gib),
@@ -220,6 +221,7 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
             pipeline_rank=r,
             in_flight=in_flight(s, r),
             layers=sum(kinds[vs][0] + kinds[vs][1] for vs in held),
+            chunk_layers=sum(kinds[vs][0] + kinds[vs][1] for vs in held) / len(held),
         )
         if best is None or mem.peak_gib > best.peak_gib:
             best = mem
