@@ -69,12 +69,13 @@ def test_tp_comm_overlap_hides_communication() -> None:
 @pytest.mark.parametrize(
     ("framework", "accelerator", "attention", "overlap"),
     [
-        ("mosaic", "a100-sxm-80gb", "flash", False),
+        ("mosaic", "a100-sxm-80gb", "fa2", False),
         ("megatron", "a100-sxm-80gb", "unfused", False),
-        ("megatron", "h100-sxm-80gb", "flash", True),
-        ("nemo", "h100-sxm-80gb", "flash", True),
+        ("megatron", "h100-sxm-80gb", "cudnn", True),
+        ("nemo", "h100-sxm-80gb", "cudnn", True),
         ("megatron-deepspeed", "a100-sxm-80gb", "unfused", False),
-        ("torchtitan", "h200-sxm-141gb", "flash", False),
+        ("torchtitan", "h200-sxm-141gb", "fa2", False),
+        ("unknown-stack", "h100-sxm-80gb", "flash", False),
     ],
 )
 def test_framework_assumptions(framework: str, accelerator: str, attention: str, overlap: bool) -> None:

@@ -212,5 +212,5 @@ def test_public_file_framework_names_use_documented_choices(name: str, same_as: 
     from planner.validate.frameworks import transformer_choices
 
     assert transformer_choices(name, accelerator, 8) == transformer_choices(same_as, accelerator, 8)
-    assert transformer_choices("MegaTron-Core ", "h100-sxm-80gb", 8) == {"attention": "flash", "tp_comm_overlap": True}
+    assert transformer_choices("MegaTron-Core ", "h100-sxm-80gb", 8) == {"attention": "cudnn", "tp_comm_overlap": True}
     assert transformer_choices("metaseq", "a100-sxm-80gb", 8) == {"attention": "unfused"}

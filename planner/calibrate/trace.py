@@ -17,7 +17,8 @@ layout and pipeline rank; every other constant keeps its default and the report 
   wave quantisation, as :class:`~planner.costs.compute.ComputeModel` prices them): per micro-batch
   and layer, forward, recomputation and backward (data and weight gradients), plus the LM head on
   the last pipeline stage. This inverts the GEMM formula exactly when the GEMMs are compute-bound.
-* ``attention_fraction`` = ``W_attn / (g * (T_attn - N_attn * gemm_ramp_s))`` with ``g`` the
+* ``attention_fraction`` = ``W_attn / (g * (T_attn - N_attn * gemm_ramp_s))`` with ``g`` 1 where the kernel has a
+  published figure (hardware_specs/kernels.yaml), else the
   GEMM fraction above (or its default when that is not derived): the model's fused-attention
   seconds at ``attention_fraction = 1`` (its backward is 2.5x its forward) over the trace's.
   Not derived for unfused attention (the model has no fused kernel) or when the trace has none.
@@ -52,6 +53,7 @@ from pydantic import BaseModel
 
 from planner.calibrate.collectives import comm_efficiencies
 from planner.calibration import BOUNDS, DEFAULT, Calibration
+from planner.costs.kernels import FUSED_KERNELS, attention_figure
 from planner.errors import PlannerInputError
 
 ATTENTION_PATTERNS = ("flash", "fmha", "attention")
@@ -273,7 +275,7 @@ def calibrate_trace(
     g_used = consts["gemm_mamf_fraction"][0] or DEFAULT.gemm_mamf_fraction
     # ---- attention
     t_attn = kinds["attention"].seconds - kinds["attention"].kernels * ramp
-    if s.attention != "flash" or w_attn <= 0:
+    if s.attention not in FUSED_KERNELS or w_attn <= 0:
         consts["attention_fraction"] = (
             None,
             "not derivable: the layout uses unfused attention (no fused kernel in the model)",
@@ -281,8 +283,10 @@ def calibrate_trace(
     elif kinds["attention"].kernels == 0:
         consts["attention_fraction"] = (None, "not derivable: the trace has no fused attention kernel")
     else:
-        a = w_attn / (g_used * t_attn) if t_attn > 0 else math.inf
-        how = (f"model attention seconds at 100 % ({w_attn * 1e3:.3f} ms) / (gemm_mamf_fraction {g_used:.4g} x "
+        # a measured kernel's rate is its benchmark figure; the default scales the GEMM ceiling (with g)
+        g_attn = g_used if attention_figure(cluster.accelerator.id, s.attention).tflops is None else 1.0
+        a = w_attn / (g_attn * t_attn) if t_attn > 0 else math.inf
+        how = (f"model attention seconds at 100 % ({w_attn * 1e3:.3f} ms) / ({g_attn:.4g} x "
                f"trace attention seconds less ramps, {t_attn * 1e3:.3f} ms)")  # fmt: skip
         consts["attention_fraction"] = _checked("attention_fraction", a, how)
     # ---- host time per layer

@@ -96,7 +96,7 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
 
 def add_strategy_args(p: argparse.ArgumentParser) -> None:
     """The transformer layout and training flags (planner.transformer.strategy holds the defaults)."""
-    from planner.transformer.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+    from planner.transformer.strategy import ATTENTION_CHOICES, PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
 
     st = p.add_argument_group("layout and training options")
     for flag, help_ in (
@@ -118,13 +118,13 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
     st.add_argument(
         "--schedule", choices=SCHEDULE_CHOICES, help="pipeline schedule (default 1f1b; interleaved when vpp > 1)"
     )
-    st.add_argument("--attention", choices=("flash", "unfused"), help="attention kernel (default flash)")
     st.add_argument(
-        "--framework",
-        metavar="NAME",
-        help="training framework whose documented choices apply (recommendation models: tf2-dle, sok, hugectr, "
-        "torchrec; default planner's generic model)",
+        "--attention",
+        choices=ATTENTION_CHOICES,
+        help="attention kernel (default flash = fa2; cudnn is Transformer Engine's fused attention; default: the "
+        "--framework's, else flash)",
     )
+    add_framework_arg(st)
     st.add_argument(
         "--tp-comm-overlap",
         action="store_true",
@@ -163,6 +163,17 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
         "--bucket-mb",
         type=positive_float("--bucket-mb"),
         help="gradient bucket, millions of parameters (default 40)",
+    )
+
+
+def add_framework_arg(p: Any) -> None:
+    """The ``--framework NAME`` flag (simulate, search, compare: fixed, never searched)."""
+    p.add_argument(
+        "--framework",
+        metavar="NAME",
+        help="training framework whose documented choices fill the flags left unset (transformers: megatron-core, "
+        "nemo, megatron, megatron-deepspeed, deepspeed, torchtitan, composer / llm-foundry; recommendation models: "
+        "tf2-dle, sok, hugectr, torchrec; default planner's generic model)",
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from planner.cli.common import (
     FORMULAS,
     add_calibration_arg,
+    add_framework_arg,
     add_hardware_args,
     add_json_arg,
     add_model_arg,
@@ -34,7 +35,7 @@ def run(a: argparse.Namespace) -> int:
         tokens=a.tokens,
         **search_kwargs(a),
         **hardware_kwargs(a),
-        **given(a, "objective", "top"),
+        **given(a, "objective", "top", "framework"),
     )
     if not isinstance(r, SearchResult):  # the recommendation search's result names no calibration
         print(r.model_dump_json(indent=2) if a.json else format_any_search(r))
@@ -73,6 +74,7 @@ def add_command(sub: Any) -> None:
         "--min-gpus", type=positive_int("--min-gpus"), help="also try halvings down to this (default GPUs/4)"
     )
     se.add_argument("--tokens", type=positive_float("--tokens"), help="tokens of the whole run (default 20 x params)")
+    add_framework_arg(se)
     add_json_arg(se)
     add_calibration_arg(se)
     add_run_args(se)

@@ -3,12 +3,15 @@
 A GEMM takes ``max(FLOPs / (peak * ceiling), bytes / (HBM * eff)) + ramp``, where the ceiling is
 the accelerator's measured large-GEMM fraction of dense peak and the ramp a fixed start-up time
 that makes small GEMMs less efficient (see :mod:`planner.calibration`). Memory-bound kernels take
-their bytes over the achievable HBM bandwidth. No kernel takes less than the kernel floor.
+their bytes over the achievable HBM bandwidth. Fused attention runs at its kernel's published
+benchmark rate on the accelerator (hardware_specs/kernels.yaml via :mod:`planner.costs.kernels`)
+times the global ``attention_fraction``. No kernel takes less than the kernel floor.
 """
 
 from __future__ import annotations
 
 from planner.calibration import Calibration
+from planner.costs.kernels import attention_figure
 from planner.hardware import Accelerator
 
 TILES = ((128, 256), (256, 128))
@@ -29,10 +32,8 @@ class ComputeModel:
         # Attention and non-GEMM math run in 16-bit even under FP8 training (Transformer Engine).
         self.gemm_peak = acc.peak_flops(precision)
         self.gemm_ceiling = self.gemm_peak * self._fraction(precision) * calib.gemm_mamf_fraction
-        half = "bf16" if precision == "fp8" else precision
-        self.attn_peak = (
-            acc.peak_flops(half) * self._fraction(half) * calib.gemm_mamf_fraction * calib.attention_fraction
-        )
+        self._half = "bf16" if precision == "fp8" else precision
+        self._attn_rates: dict[str, float] = {}
         self.hbm = acc.memory_bandwidth_gb_s * 1e9 * calib.hbm_efficiency
         self.elem_bytes = BYTES_PER_ELEMENT[precision]
 
@@ -74,9 +75,26 @@ class ComputeModel:
             t += m * k * batch * self.calib.fp8_cast_bytes_per_element / self.hbm
         return max(t, self.calib.kernel_floor_s)
 
-    def attention_s(self, flops: float, bytes_moved: float) -> float:
-        """A fused attention kernel (FlashAttention-style): FLOPs at the attention ceiling."""
-        t = max(flops / self.attn_peak, bytes_moved / self.hbm) + self.calib.gemm_ramp_s
+    def attention_flops(self, kernel: str = "flash") -> float:
+        """FLOP/s of fused attention ``kernel`` in training: its published benchmark rate on this
+        accelerator (hardware_specs/kernels.yaml), or where there is none the default ratio to this
+        accelerator's 16-bit GEMM ceiling, times the global benchmark-to-training residual
+        (``attention_fraction``)."""
+        rate = self._attn_rates.get(kernel)
+        if rate is None:
+            fig = attention_figure(self.acc.id, kernel)
+            if fig.tflops is not None:
+                bench = fig.tflops * 1e12
+            else:
+                half = self._half
+                gemm = self.acc.peak_flops(half) * self._fraction(half) * self.calib.gemm_mamf_fraction
+                bench = gemm * fig.of_gemm_ceiling
+            rate = self._attn_rates[kernel] = bench * self.calib.attention_fraction
+        return rate
+
+    def attention_s(self, flops: float, bytes_moved: float, kernel: str = "flash") -> float:
+        """A fused attention kernel's forward (FlashAttention-style): FLOPs at that kernel's rate."""
+        t = max(flops / self.attention_flops(kernel), bytes_moved / self.hbm) + self.calib.gemm_ramp_s
         return max(t, self.calib.kernel_floor_s)
 
     def memory_s(self, bytes_moved: float, kernels: int = 1) -> float:

@@ -19,7 +19,8 @@ from planner.registry import family_of, load_model
 from planner.search.format import format_search
 from planner.search.recsys import RecsysSearchResult, format_recsys_search, search_recsys
 from planner.search.search import default_min_gpus, search
-from planner.search.types import SearchResult
+from planner.search.types import SearchResult, SearchSpace
+from planner.transformer.frameworks import framework as framework_entry
 
 HARDWARE_FIELDS = ("cluster", "instance", "accelerator", "gpus", "gpus_per_node", "inter_node_gbps_per_gpu")
 
@@ -44,7 +45,13 @@ def _search_recsys(model: Any, *, spec: Any, **kw: Any) -> RecsysSearchResult:
 
 
 def _search_transformer(model: Any, *, spec: Any, **kw: Any) -> SearchResult:
-    """The layout search (:func:`planner.search.search`) on the loaded spec."""
+    """The layout search (:func:`planner.search.search`) on the loaded spec; a ``framework`` is fixed
+    in the search space (its choices fill what the search does not vary)."""
+    framework = kw.pop("framework", None)
+    if framework is not None:
+        framework_entry(framework)  # an unknown name: one line, exit 2
+        framework = framework.strip().lower()
+        kw["space"] = (kw.get("space") or SearchSpace()).model_copy(update={"framework": framework})
     return search(spec, **kw)
 
 

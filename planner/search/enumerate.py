@@ -105,8 +105,9 @@ class GridEnumerator:
                             zero_stage=zero,
                             sequence_parallel=sp,
                             precision=space.precision,
-                            attention=space.attention,
                             schedule="zero-bubble" if zb else None,
+                            framework=space.framework,
+                            **({} if space.attention is None else {"attention": space.attention}),
                         )
                         try:
                             valid.append(check_layout(s, model, cluster))

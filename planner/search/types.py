@@ -59,7 +59,10 @@ class SearchSpace(_Model):
         description="also try the zero-bubble schedule (ZB-H1) where pp > 1 without interleaving",
     )
     precision: TrainPrecision = "bf16"
-    attention: AttentionKernel = "flash"
+    attention: AttentionKernel | None = Field(default=None, description="attention kernel; default the framework's")
+    framework: str | None = Field(
+        default=None, description="training framework (fixed, not searched): fills the fields the search leaves unset"
+    )
 
 
 class Layout(_Model):

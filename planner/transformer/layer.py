@@ -128,11 +128,11 @@ def layer_costs(
         sent = (ul_q + 2 * ul_kv) * (cp - 1) / cp
         fwd.append(Segment("Ulysses q/k/v all-to-all", Kind.CP_COMM, c_q.total_s + 2 * c_kv.total_s, sent))
     attn_flops = 4.0 * b * s_loc * seq * a_loc * d  # QK^T and AV on this rank's queries
-    if s.attention == "flash":
+    if s.fused_attention:
         # causal FlashAttention skips the masked half of the score tiles
         executed = 0.5 * attn_flops
         io = (T * (a_loc * d) * 2 + T * 2 * kv_loc) * e
-        fwd.append(Segment("flash-attention", Kind.COMPUTE, comp.attention_s(executed, io)))
+        fwd.append(Segment("flash-attention", Kind.COMPUTE, comp.attention_s(executed, io, s.attention)))
         gemm_flops += executed
     else:
         # Megatron's unfused path: q/k/v and context transposes, QK^T, fused scale-mask-softmax,
@@ -223,7 +223,7 @@ def layer_costs(
     elif s.recompute == "selective":
         keep = ("flash-attention", "QK^T", "softmax+dropout", "AV")
         rec = tuple(Segment("recompute " + x.label, x.kind, x.seconds) for x in fwd if x.label in keep)
-        flops_rec = 0.5 * attn_flops if s.attention == "flash" else attn_flops
+        flops_rec = 0.5 * attn_flops if s.fused_attention else attn_flops
     else:
         rec = ()
         flops_rec = 0.0

@@ -144,7 +144,7 @@ def layer_activation_bytes(
         unsplit -= (e - 1) * 2 * sb * h
         split -= (e - 1) * (sb * q + fc2_in)
     scores = 0.0
-    if s.attention == "unfused":
+    if not s.fused_attention:
         scores = 5.0 * model.num_heads * (model.seq_len // s.cp) * model.seq_len * s.micro_batch / t * (e / 2)
     full = (unsplit + split) / t + scores if s.sequence_parallel else unsplit + split / t + scores
     full += routed

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from planner.costs.kernels import attention_figure
 from planner.energy import Energy, estimate_energy
 from planner.engine import Timeline
 from planner.result import TimelineResult, cluster_summary, length, merge, overlap, step_price, subtract
@@ -178,6 +179,8 @@ def assemble(plan: StepPlan, sg: StepGraph, tl: Timeline) -> StepResult:
         "strategy": s.model_dump(),
         "micro_batches_per_replica": s.micro_batches,
     }
+    if s.fused_attention:  # which kernel benchmark (or which default) priced the attention
+        scenario["attention_kernel"] = attention_figure(cluster.accelerator.id, s.attention).basis
     res = StepResult(
         step_time_s=step,
         mfu=model_flops / (step * n * peak),

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from planner.costs.kernels import FUSED_KERNELS
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
+from planner.transformer.frameworks import apply as apply_framework
+from planner.transformer.frameworks import framework as framework_entry
 from planner.transformer.spec import TransformerSpec
 
 Recompute = Literal["none", "selective", "full"]
 Schedule = Literal["gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe"]
-AttentionKernel = Literal["flash", "unfused"]
+AttentionKernel = Literal["flash", "fa2", "fa3", "cudnn", "sdpa-math", "unfused"]
+ATTENTION_CHOICES = ("flash", "fa2", "fa3", "cudnn", "sdpa-math", "unfused")
 TrainPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 CpAlgorithm = Literal["ring", "ulysses"]
 CP_ALGORITHM_CHOICES = ("ring", "ulysses")
@@ -69,7 +73,17 @@ class Strategy(BaseModel):
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the backward pass")
     bucket_mb: float = Field(default=40.0, gt=0, description="gradient bucket size, millions of parameters")
     schedule: Schedule | None = Field(default=None, description="default 1f1b, interleaved when vpp > 1")
-    attention: AttentionKernel = Field(default="flash", description="fused (FlashAttention) or unfused")
+    attention: AttentionKernel = Field(
+        default="flash",
+        description="attention kernel: flash (= fa2, FlashAttention-2), fa3, cudnn (Transformer Engine's fused "
+        "attention), sdpa-math (PyTorch's unfused math path) or unfused (Megatron's fused softmax)",
+    )
+    framework: str | None = Field(
+        default=None,
+        description="training framework whose documented choices fill the fields left unset "
+        "(planner.transformer.frameworks: megatron-core, nemo, megatron, megatron-deepspeed, deepspeed, "
+        "torchtitan, composer / llm-foundry)",
+    )
     tp_comm_overlap: bool = Field(
         default=False, description="overlap tensor-parallel communication with GEMMs (Megatron-Core --tp-comm-overlap)"
     )
@@ -92,6 +106,23 @@ class Strategy(BaseModel):
         if self.schedule is not None:
             return self.schedule
         return "interleaved" if self.vpp > 1 else "1f1b"
+
+    @field_validator("framework")
+    @classmethod
+    def _known_framework(cls, v: str | None) -> str | None:
+        """A framework name planner.transformer.frameworks knows (an alias counts), lower case."""
+        if v is None:
+            return None
+        try:
+            framework_entry(v)
+        except PlannerInputError as e:
+            raise ValueError(e.rule) from None
+        return v.strip().lower()
+
+    @property
+    def fused_attention(self) -> bool:
+        """Whether attention runs as one fused kernel (else GEMMs plus a materialised softmax)."""
+        return self.attention in FUSED_KERNELS
 
     @property
     def model_parallel(self) -> int:
@@ -155,6 +186,9 @@ def _check_moe_options(s: Strategy, model: TransformerSpec) -> None:
 def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strategy:
     """Apply every layout rule; return the strategy with ``dp``, batch and schedule resolved."""
     n = cluster.num_gpus
+    if s.framework is not None:
+        dp_guess = s.dp if s.dp is not None else max(1, n // (s.tp * s.pp * s.cp))
+        s = apply_framework(s, cluster.accelerator.id, dp_guess)
     if s.tp_comm_overlap and s.tp == 1:
         raise PlannerInputError("tp_comm_overlap", "overlaps tensor-parallel collectives: it needs tp > 1")
     mp = s.tp * s.pp * s.cp

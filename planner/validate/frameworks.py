@@ -1,16 +1,12 @@
 """The documented framework choices a validation row is predicted with.
 
-These are not factors: each is a kernel or algorithm choice the framework documents, stated once
-here (and in docs/validation.md), so a row is simulated as the framework ran it.
-
-Transformer rows (``framework`` column):
-
-* attention kernel: FlashAttention for llm-foundry (MPT ``attn_impl: flash/triton``), NeMo,
-  Megatron-Bridge / Megatron-Core with Transformer Engine (H100 and later), torchtitan (SDPA);
-  unfused (Megatron's fused scale-mask-softmax) for Megatron-LM on V100/A100 (2020-22 papers),
-  Megatron-DeepSpeed (vTrain, BLOOM, MT-NLG: ``--use-flash-attn`` off by default) and Korthikanti.
-* tensor-parallel communication overlapped with GEMMs (``tp_comm_overlap``) for NeMo and
-  Megatron-Core on Hopper and later, whose published performance recipes enable it.
+These are not factors: each is a kernel or algorithm choice the framework documents. Transformer
+rows (``framework`` column) read the one table, planner.transformer.frameworks (its entries, aliases
+and sources): the attention kernel (FlashAttention-2 for llm-foundry, torchtitan and the rows without
+a documented kernel; cuDNN fused attention for Megatron-Core / NeMo with Transformer Engine on Hopper;
+unfused for Megatron-LM on V100/A100 and Megatron-DeepSpeed), tensor-parallel communication overlap
+and the distributed optimizer of NeMo's and Megatron-Core's published recipes. A name the table does
+not know keeps planner's defaults (FlashAttention-2, no overlap).
 
 Recommendation rows (``measured_samples_per_s``; NVIDIA DeepLearningExamples TF2 DLRM/DCNv2) are
 predicted with that framework's documented choices (:data:`DLE_TF2`): TF2 + XLA, AMP for the MLPs
@@ -24,67 +20,33 @@ from __future__ import annotations
 
 from typing import Any
 
-FRAMEWORK_ALIASES: dict[str, str] = {
-    # Megatron-Core with Transformer Engine is the library NeMo runs on (the "modern Megatron" of
-    # modern_megatron below): fused attention, and NeMo's published recipes set tp_comm_overlap.
-    "megatron-core": "nemo",
-    # OPT-175B (arXiv:2205.01068 Sec. 2.4): "Fully Sharded Data Parallel with Megatron-LM Tensor
-    # Parallelism", trained before FlashAttention existed (arXiv:2205.14135, May 2022): Megatron's
-    # unfused scale-mask-softmax, as for the other Megatron-era A100 runs.
-    "metaseq": "megatron-deepspeed",
-    # Llama 3 405B (arXiv:2407.21783 Sec. 3.3) names neither its attention kernel nor a TP/GEMM
-    # overlap: planner's defaults (flash attention, no TP overlap), the same as torchtitan's.
-    "meta-internal": "torchtitan",
-    # DeepSeek-V3's HAI-LLM (arXiv:2412.19437 Sec. 3.2) uses no tensor parallelism, so only the
-    # attention kernel matters; the report does not name it: planner's default (flash).
-    "hai-llm": "torchtitan",
-    # MaxText on TPU (configs at 76bd53b0): XLA-compiled attention; no GPU kernel choice applies,
-    # planner's default (flash) as for the other rows without a documented kernel.
-    "maxtext": "torchtitan",
-}
-"""Framework names of the public transformer validation files (validation/README.md) mapped onto the
-documented choices of an existing name; a name not listed here is its own. (Recommendation rows' names,
-sok among them, are planner.recsys.frameworks' own.)"""
+from planner.transformer.frameworks import FRAMEWORK_ALIASES, FRAMEWORKS, GenChoices, canonical, gen_choices
+
+__all__ = ["FRAMEWORK_ALIASES", "canonical"]
+
+_PLANNER_DEFAULT = GenChoices("flash", False, False)
 
 
-def canonical(framework: str) -> str:
-    """The documented framework whose choices ``framework`` uses (lower case; aliases resolved)."""
-    fw = framework.strip().lower()
-    return FRAMEWORK_ALIASES.get(fw, fw)
-
-
-FLASH_FRAMEWORKS = {"mosaic", "nemo", "torchtitan"}
-"""Frameworks whose published runs used fused (Flash) attention on every accelerator."""
-UNFUSED_FRAMEWORKS = {"megatron-deepspeed", "bloom", "mtnlg", "korthikanti"}
-"""Frameworks whose published runs used unfused attention (``--use-flash-attn`` off by default)."""
+def row_choices(framework: str, accelerator: str) -> GenChoices:
+    """The generation-dependent choices of a row's framework on its accelerator (an unknown name:
+    planner's defaults)."""
+    fw = FRAMEWORKS.get(canonical(framework))
+    return _PLANNER_DEFAULT if fw is None else gen_choices(fw, accelerator)
 
 
 def modern_megatron(framework: str, accelerator: str) -> bool:
-    """Megatron-Core with Transformer Engine: NeMo, and Megatron-LM/-Bridge on Hopper and later."""
-    fw = canonical(framework)
-    return fw == "nemo" or (fw == "megatron" and not accelerator.startswith(("a100", "v100")))
+    """Megatron-Core with Transformer Engine's published recipes: the distributed optimizer."""
+    return row_choices(framework, accelerator).distributed_optimizer
 
 
 def tp_comm_overlap(framework: str, accelerator: str) -> bool:
     """NeMo's and Megatron-Bridge's published performance recipes turn on ``tp_comm_overlap``."""
-    return modern_megatron(framework, accelerator)
+    return row_choices(framework, accelerator).tp_comm_overlap
 
 
 def attention_kernel(framework: str, accelerator: str) -> str:
-    """The attention kernel a framework used (see the module docstring)."""
-    fw = canonical(framework)
-    if fw in FLASH_FRAMEWORKS:
-        return "flash"
-    if fw in UNFUSED_FRAMEWORKS:
-        return "unfused"
-    if fw == "megatron":
-        return "unfused" if accelerator.startswith(("a100", "v100")) else "flash"
-    return "flash"
-
-
-DISTRIBUTED_OPTIMIZER_FRAMEWORKS = {"nemo", "megatron-core"}
-"""Frameworks whose published recipes shard the optimizer states (Megatron-Core's distributed
-optimizer, ``use_distributed_optimizer=True`` in NeMo's and Megatron-Bridge's performance recipes)."""
+    """The attention kernel a framework used (planner.transformer.frameworks)."""
+    return row_choices(framework, accelerator).attention
 
 
 def memory_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -102,7 +64,7 @@ def memory_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any
       norms, Llama 3's Megatron-style TP all use it)."""
     fields: dict[str, Any] = {}
     fw = framework.strip().lower()
-    modern = modern_megatron(fw, accelerator) or fw in DISTRIBUTED_OPTIMIZER_FRAMEWORKS
+    modern = modern_megatron(fw, accelerator)
     if modern and row.get("zero_stage", 0) == 0:
         fields["zero_stage"] = 1
     if tp > 1 and ("sequence_parallel" not in row or (modern and tp_comm_overlap(fw, accelerator))):

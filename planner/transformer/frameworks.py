@@ -1,0 +1,205 @@
+"""The transformer-training frameworks as the documented, discrete choices each one makes.
+
+No factor per framework: each field switches a physical term of the step (which attention kernel,
+what overlaps what, how big the gradient buckets are, which states are sharded), and each value is
+read from the framework's own code or docs (``sources`` of each entry). A framework fills only the
+strategy fields the user left unset (:func:`apply`); an explicit flag always wins.
+
+Choices that depend on the accelerator generation (Transformer Engine picks FlashAttention-2 on
+Ampere and cuDNN's fused attention on Hopper; FlashAttention needs Ampere or later) are held per
+generation (:class:`GenChoices`). Choices the step graph cannot express are documented here and
+named in the result (``not_modelled``): FSDP prefetch depth and reshard policy (the graph gathers
+each layer's parameters one layer ahead and frees them after use, as FSDP2's defaults and FSDP1's
+``BACKWARD_PRE`` do), fused optimizers (the optimizer step is priced as its bytes over HBM either
+way) and CUDA graphs (all listed frameworks launch eagerly by default: the fitted ``layer_host_s``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from planner.errors import PlannerInputError
+
+
+@dataclass(frozen=True)
+class GenChoices:
+    """The choices that differ between accelerator generations."""
+
+    attention: str  # fa2, fa3, cudnn, sdpa-math, unfused
+    tp_comm_overlap: bool  # TP collectives overlapped with GEMMs (needs sequence parallelism)
+    distributed_optimizer: bool  # optimizer states sharded over data-parallel ranks (ZeRO-1)
+
+
+@dataclass(frozen=True)
+class TransformerFramework:
+    """The discrete choices of one framework (see ``sources`` for where each is documented)."""
+
+    name: str
+    ampere: GenChoices  # A100 and other pre-Hopper GPUs (and accelerators without a GPU kernel choice)
+    hopper: GenChoices  # H100/H800/H200/GH200, Blackwell
+    fsdp: bool  # parameters, gradients and optimizer states fully sharded (ZeRO-3 / FSDP FULL_SHARD)
+    dp_overlap: bool | None  # gradient reduction overlapped with the backward (None: planner's default)
+    bucket_mparams: float | None  # gradient bucket, millions of parameters (None: planner's default)
+    not_modelled: dict[str, str]  # documented choices the step graph does not express, with their value
+    sources: dict[str, str]
+
+
+_TE_HOPPER = "NVIDIA/TransformerEngine transformer_engine/pytorch/attention.py get_attention_backend (FusedAttention preferred on sm90, FlashAttention on sm80)"  # noqa: E501
+
+FRAMEWORKS: dict[str, TransformerFramework] = {
+    "megatron-core": TransformerFramework(
+        "megatron-core", GenChoices("fa2", True, True), GenChoices("cudnn", True, True), False, True, None,
+        {"cuda_graphs": "off (--enable-cuda-graph default False)", "fused_optimizer": "TE/apex FusedAdam"},
+        {
+            "attention": _TE_HOPPER,
+            "tp_comm_overlap": "NeMo / Megatron-Bridge performance recipes: tp_comm_overlap=True (needs sequence "
+            "parallelism: megatron/training/arguments.py)",
+            "distributed_optimizer": "NeMo / Megatron-Bridge recipes: use_distributed_optimizer=True",
+            "dp_overlap": "recipes: overlap_grad_reduce=True; bucket max(40M, 1M x dp) params "
+            "(megatron/core/distributed/distributed_data_parallel.py)",
+        },
+    ),
+    "megatron": TransformerFramework(
+        "megatron", GenChoices("unfused", False, False), GenChoices("cudnn", True, True), False, True, None,
+        {"cuda_graphs": "off", "fused_optimizer": "apex FusedAdam"},
+        {
+            "attention": "Megatron-LM 2020-22 (arXiv:2104.04473, 2205.05198): fused scale-mask-softmax, no "
+            "FlashAttention; on Hopper Megatron-LM runs Megatron-Core with Transformer Engine (" + _TE_HOPPER + ")",
+            "tp_comm_overlap": "Megatron-Core on Hopper, as megatron-core",
+        },
+    ),
+    "megatron-deepspeed": TransformerFramework(
+        "megatron-deepspeed", GenChoices("unfused", False, False), GenChoices("unfused", False, False), False, None,
+        None, {"cuda_graphs": "off", "fused_optimizer": "DeepSpeed FusedAdam"},
+        {
+            "attention": "microsoft/Megatron-DeepSpeed megatron/arguments.py: --use-flash-attn off by default",
+            "dp_overlap": "DeepSpeed zero_optimization.overlap_comm: not set by the examples: planner's default",
+        },
+    ),
+    "deepspeed": TransformerFramework(
+        "deepspeed", GenChoices("fa2", False, False), GenChoices("fa2", False, False), False, None, 500.0,
+        {"cuda_graphs": "off", "fused_optimizer": "DeepSpeed FusedAdam (ops/adam) for optimizer type Adam/AdamW"},
+        {
+            "attention": "Hugging Face Transformers attn_implementation default 'sdpa': PyTorch SDPA's flash "
+            "backend (FlashAttention-2) on sm80+",
+            "bucket_mb": "deepspeed/runtime/zero/config.py: reduce_bucket_size default 5e8 elements",
+            "dp_overlap": "overlap_comm: default True under ZeRO-3, False otherwise: planner's default",
+        },
+    ),
+    "torchtitan": TransformerFramework(
+        "torchtitan", GenChoices("fa2", False, False), GenChoices("fa2", False, False), True, True, None,
+        {
+            "fsdp_reshard_after_forward": "'default' (True but for the last block)",
+            "fsdp_prefetch": "FSDP2 implicit: next layer's all-gather during this one",
+            "fused_optimizer": "AdamW implementation 'fused'", "cuda_graphs": "off (eager; torch.compile off)",
+        },
+        {
+            "attention": "pytorch/torchtitan models/attention.py: F.scaled_dot_product_attention (flash backend, "
+            "FlashAttention-2) unless use_flex_attn",
+            "fsdp": "torchtitan config: data_parallel_shard_degree -1 (FSDP2 over all data-parallel ranks)",
+            "tp_comm_overlap": "enable_async_tensor_parallel default False",
+        },
+    ),
+    "composer": TransformerFramework(
+        "composer", GenChoices("fa2", False, False), GenChoices("fa2", False, False), True, True, None,
+        {
+            "fsdp_reshard_after_forward": "FULL_SHARD", "fsdp_prefetch": "backward_prefetch BACKWARD_PRE, "
+            "forward_prefetch False, limit_all_gathers True", "fused_optimizer": "DecoupledAdamW (not fused)",
+            "cuda_graphs": "off",
+        },
+        {
+            "attention": "mosaicml/llm-foundry MPT attn_config attn_impl 'flash' (flash-attn FlashAttention-2)",
+            "fsdp": "mosaicml/composer FSDP (FSDP1) sharding_strategy FULL_SHARD default",
+        },
+    ),
+}  # fmt: skip
+"""The frameworks by the name ``--framework``, ``framework:`` and validate's column take."""
+
+FRAMEWORK_ALIASES: dict[str, str] = {
+    "nemo": "megatron-core",  # NeMo runs on Megatron-Core with Transformer Engine
+    "megatron-bridge": "megatron-core",
+    "llm-foundry": "composer",
+    "mosaic": "composer",  # MosaicML's published MPT / llm-foundry runs
+    "bloom": "megatron-deepspeed",  # BLOOM (arXiv:2211.05100): Megatron-DeepSpeed
+    "mtnlg": "megatron-deepspeed",  # MT-NLG (arXiv:2201.11990): Megatron + DeepSpeed
+    "korthikanti": "megatron-deepspeed",  # arXiv:2205.05198's runs: Megatron's unfused softmax on A100
+    # OPT-175B (arXiv:2205.01068 sec. 2.4): FSDP with Megatron TP, before FlashAttention existed
+    "metaseq": "megatron-deepspeed",
+    # Llama 3 (arXiv:2407.21783 sec. 3.3) names neither its attention kernel nor a TP overlap
+    "meta-internal": "torchtitan",
+    # DeepSeek-V3's HAI-LLM (arXiv:2412.19437 sec. 3.2) uses no TP; the kernel is not named
+    "hai-llm": "torchtitan",
+    # MaxText on TPU: XLA-compiled attention; no GPU kernel applies (the kernel table's default)
+    "maxtext": "torchtitan",
+}
+"""Other names (validation files, other spellings) mapped onto the entry whose choices they use.
+Only the attention kernel and TP overlap of an alias's entry are read by validate (planner.validate)."""
+
+FRAMEWORK_NAMES = tuple(FRAMEWORKS)
+
+HOPPER_OR_LATER = ("h100", "h800", "h200", "gh200", "b200", "gb200", "b300", "gb300")
+PRE_AMPERE = ("v100", "p100", "t4")
+"""Accelerator id prefixes by generation: FlashAttention and cuDNN fused attention need sm80 or later."""
+
+
+def canonical(name: str) -> str:
+    """The entry ``name`` uses (lower case, aliases resolved); unknown names are returned as given."""
+    fw = name.strip().lower()
+    return FRAMEWORK_ALIASES.get(fw, fw)
+
+
+def framework(name: str) -> TransformerFramework:
+    """The entry of ``name`` (an alias resolves); an unknown name is one-line input error."""
+    fw = FRAMEWORKS.get(canonical(name))
+    if fw is None:
+        known = ", ".join([*FRAMEWORK_NAMES, *FRAMEWORK_ALIASES])
+        raise PlannerInputError("framework", f"'{name}' is not a transformer framework ({known})")
+    return fw
+
+
+def gen_choices(fw: TransformerFramework, accelerator_id: str) -> GenChoices:
+    """The framework's generation-dependent choices on ``accelerator_id``; before Ampere no fused
+    attention kernel exists (FlashAttention needs sm80), so attention is unfused there."""
+    acc = accelerator_id.lower()
+    g = fw.hopper if acc.startswith(HOPPER_OR_LATER) else fw.ampere
+    if acc.startswith(PRE_AMPERE) and g.attention != "unfused":
+        g = GenChoices("unfused", g.tp_comm_overlap, g.distributed_optimizer)
+    return g
+
+
+def defaults(name: str, accelerator_id: str, tp: int, dp: int) -> dict[str, Any]:
+    """The strategy fields framework ``name`` fixes on ``accelerator_id`` for a layout of ``tp`` x ``dp``."""
+    fw = framework(name)
+    g = gen_choices(fw, accelerator_id)
+    fields: dict[str, Any] = {"attention": g.attention}
+    if tp > 1 and (g.tp_comm_overlap or fw.name == "torchtitan"):
+        # Megatron-Core's TP overlap needs sequence parallelism; torchtitan's TP plan shards the norms
+        # with SequenceParallel. Megatron-LM/-DeepSpeed's --sequence-parallel is off by default.
+        fields["sequence_parallel"] = True
+        if g.tp_comm_overlap:
+            fields["tp_comm_overlap"] = True
+    if fw.fsdp:
+        fields["zero_stage"] = 3
+    elif g.distributed_optimizer:
+        fields["zero_stage"] = 1
+    if fw.dp_overlap is not None:
+        fields["dp_overlap"] = fw.dp_overlap
+    if fw.bucket_mparams is not None:
+        fields["bucket_mb"] = fw.bucket_mparams
+    elif fw.name == "megatron-core":
+        fields["bucket_mb"] = max(40.0, 1.0 * dp)  # DDP bucket_size = max(40M, 1M x dp) parameters
+    return fields
+
+
+def apply(strategy: Any, accelerator_id: str, dp: int) -> Any:
+    """``strategy`` with its framework's choices in the fields the user left unset (none: unchanged)."""
+    if strategy.framework is None:
+        return strategy
+    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp)
+    unset = {k: v for k, v in chosen.items() if k not in strategy.model_fields_set}
+    if unset.get("zero_stage", 0) >= 2 and strategy.pp > 1:
+        unset.pop("zero_stage")  # FSDP with pipeline stages: the framework shards within a stage (ZeRO-1)
+        if "zero_stage" not in strategy.model_fields_set:
+            unset["zero_stage"] = 1
+    return strategy.model_copy(update=unset) if unset else strategy

@@ -1,0 +1,123 @@
+"""Transformer frameworks as documented discrete choices: each framework's choices, explicit flags
+win, unknown names are one-line input errors, and validate, search and sweep read the one table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import planner
+from planner.cli import main
+from planner.errors import PlannerInputError
+from planner.hardware import resolve_cluster
+from planner.search.enumerate import GridEnumerator
+from planner.search.types import SearchSpace
+from planner.sweep import sweep
+from planner.transformer import frameworks as tf
+from planner.transformer.spec import load_model
+from planner.transformer.strategy import Strategy, check_layout
+from planner.validate import frameworks as vf
+
+
+def _resolved(accelerator: str, gpus: int = 16, **fields: Any) -> Strategy:
+    cluster = resolve_cluster(gpus=gpus, accelerator=accelerator)
+    return check_layout(Strategy(**fields), load_model("llama3-8b"), cluster)
+
+
+@pytest.mark.parametrize(
+    ("name", "accelerator", "tp", "want"),
+    [
+        ("torchtitan", "h100-sxm-80gb", 1, {"attention": "fa2", "zero_stage": 3, "tp_comm_overlap": False}),
+        ("torchtitan", "h100-sxm-80gb", 2, {"attention": "fa2", "sequence_parallel": True, "zero_stage": 3}),
+        ("megatron-core", "h100-sxm-80gb", 2,
+         {"attention": "cudnn", "tp_comm_overlap": True, "sequence_parallel": True, "zero_stage": 1}),
+        ("nemo", "a100-sxm-80gb", 2, {"attention": "fa2", "tp_comm_overlap": True, "zero_stage": 1}),
+        ("megatron", "a100-sxm-80gb", 2, {"attention": "unfused", "tp_comm_overlap": False, "zero_stage": 0,
+                                          "sequence_parallel": False}),
+        ("megatron", "h100-sxm-80gb", 2, {"attention": "cudnn", "tp_comm_overlap": True}),
+        ("megatron-deepspeed", "h100-sxm-80gb", 2, {"attention": "unfused", "sequence_parallel": False}),
+        ("deepspeed", "a100-sxm-80gb", 1, {"attention": "fa2", "bucket_mb": 500.0, "zero_stage": 0}),
+        ("composer", "a100-sxm-40gb", 1, {"attention": "fa2", "zero_stage": 3}),
+        ("llm-foundry", "a100-sxm-80gb", 1, {"attention": "fa2", "zero_stage": 3}),
+        ("torchtitan", "v100-sxm2-32gb", 1, {"attention": "unfused"}),  # FlashAttention needs sm80
+    ],
+)  # fmt: skip
+def test_each_framework_fills_its_documented_choices(name: str, accelerator: str, tp: int, want: dict) -> None:
+    s = _resolved(accelerator, tp=tp, framework=name)
+    assert {k: getattr(s, k) for k in want} == want
+
+
+def test_megatron_core_bucket_grows_with_dp() -> None:
+    """Megatron-Core's DDP bucket is max(40M, 1M x dp) parameters."""
+    assert _resolved("h100-sxm-80gb", gpus=8, framework="megatron-core").bucket_mb == 40.0
+    assert _resolved("h100-sxm-80gb", gpus=64, framework="megatron-core").bucket_mb == 64.0
+
+
+def test_every_entry_names_a_source_for_its_attention_kernel() -> None:
+    for fw in tf.FRAMEWORKS.values():
+        assert fw.sources.get("attention"), fw.name
+        assert {fw.ampere.attention, fw.hopper.attention} <= {"fa2", "fa3", "cudnn", "sdpa-math", "unfused"}
+    for alias, target in tf.FRAMEWORK_ALIASES.items():
+        assert target in tf.FRAMEWORKS, alias
+
+
+def test_explicit_flags_beat_the_framework() -> None:
+    s = _resolved("h100-sxm-80gb", tp=2, framework="megatron-core", attention="fa3", zero_stage=0,
+                  tp_comm_overlap=False, sequence_parallel=False, bucket_mb=10.0)  # fmt: skip
+    assert (s.attention, s.zero_stage, s.tp_comm_overlap, s.sequence_parallel, s.bucket_mb) == (
+        "fa3", 0, False, False, 10.0)  # fmt: skip
+    # and through the API: the framework changes the prediction only where the user left a field unset
+    kw = dict(accelerator="h100-sxm-80gb", gpus=8, global_batch=16)
+    same = planner.simulate("llama3-8b", attention="unfused", zero_stage=1, framework="torchtitan", **kw)
+    plain = planner.simulate("llama3-8b", attention="unfused", zero_stage=1, **kw)
+    assert math.isclose(same.step_time_s, plain.step_time_s, rel_tol=1e-12)
+    assert same.scenario["strategy"]["framework"] == "torchtitan"
+
+
+def test_fsdp_framework_with_pipeline_falls_back_to_zero1() -> None:
+    """ZeRO-2/3 cannot combine with pp > 1 here: an FSDP framework shards the optimizer only."""
+    cluster = resolve_cluster(gpus=16, accelerator="h100-sxm-80gb")
+    s = check_layout(Strategy(pp=2, framework="torchtitan"), load_model("llama3-8b"), cluster)
+    assert s.zero_stage == 1
+
+
+def test_unknown_framework_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--model", "llama3-8b", "--accelerator", "h100-sxm-80gb", "--gpus", "8"]
+    rc = main([*argv, "--framework", "jax-magic"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "framework" in err and "torchtitan" in err and "Traceback" not in err
+    with pytest.raises(PlannerInputError, match="not a transformer framework"):
+        tf.framework("jax-magic")
+
+
+def test_search_fixes_the_framework() -> None:
+    """search: the framework is not varied; its kernel fills every enumerated layout."""
+    model, cluster = load_model("llama3-8b"), resolve_cluster(gpus=16, accelerator="h100-sxm-80gb")
+    en = GridEnumerator().enumerate(model, cluster, SearchSpace(framework="megatron-core"), 64)
+    assert en.valid and {s.attention for s in en.valid} == {"cudnn"}
+    assert all(s.tp_comm_overlap for s in en.valid if s.tp > 1)
+    plain = GridEnumerator().enumerate(model, cluster, SearchSpace(), 64)
+    assert {s.attention for s in plain.valid} == {"flash"}
+    pinned = GridEnumerator().enumerate(model, cluster, SearchSpace(framework="megatron-core", attention="fa2"), 64)
+    assert {s.attention for s in pinned.valid} == {"fa2"}
+
+
+def test_sweep_spec_passes_the_framework_through(tmp_path: Path) -> None:
+    base = {"model": "llama3-8b", "accelerator": "h100-sxm-80gb", "global_batch": 16, "gpus": 8}
+    rows = sweep({"base": base, "axes": {"framework": ["torchtitan", "composer"]}}, out=tmp_path / "r.db", workers=1)
+    recs = rows if isinstance(rows, list) else rows.to_dict("records")  # type: ignore[attr-defined]
+    assert [r["status"] for r in recs] == ["ok", "ok"]
+    direct = planner.simulate("llama3-8b", accelerator="h100-sxm-80gb", gpus=8, global_batch=16, framework="torchtitan")
+    assert math.isclose(recs[0]["step_time_s"], direct.step_time_s, rel_tol=1e-9)
+
+
+def test_validate_reads_the_one_table() -> None:
+    assert vf.FRAMEWORK_ALIASES is tf.FRAMEWORK_ALIASES
+    for name in [*tf.FRAMEWORKS, *tf.FRAMEWORK_ALIASES]:
+        for acc in ("a100-sxm-80gb", "h100-sxm-80gb"):
+            g = tf.gen_choices(tf.framework(name), acc)
+            assert vf.attention_kernel(name, acc) == g.attention
+            assert vf.tp_comm_overlap(name, acc) is g.tp_comm_overlap
