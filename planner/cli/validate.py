@@ -46,7 +46,7 @@ def run_crossval(a: argparse.Namespace) -> int:
     from planner.errors import PlannerInputError
     from planner.io import atomic_write_text
     from planner.validate import GLOBAL_FITTED, markdown_report, validate_file
-    from planner.validate.crossval import cross_validate_many, format_crossval, markdown_crossval, write_uncertainty
+    from planner.validate.crossval import cross_validate_many, format_crossval, markdown_lead, write_uncertainty
 
     if not a.cross_validate:
         raise PlannerInputError("write-uncertainty", "needs --cross-validate (accelerator is the band's grouping)")
@@ -57,7 +57,7 @@ def run_crossval(a: argparse.Namespace) -> int:
                                 "--cross-validate must include accelerator")  # fmt: skip
     refuse_input_as_output("--write-uncertainty", a.write_uncertainty, [*a.file, a.markdown])
     reps = cross_validate_many(a.file, a.cross_validate, max_rows_per_fit=a.max_rows_per_fit, rounds=a.fit_rounds,
-                               max_rows_per_file=a.max_rows_per_file)  # fmt: skip
+                               max_rows_per_file=a.max_rows_per_file, workers=a.workers)  # fmt: skip
     cmd = (f"planner validate {' '.join(a.file)} --cross-validate {','.join(a.cross_validate)} "
            f"--max-rows-per-fit {a.max_rows_per_fit} --fit-rounds {a.fit_rounds}"
            + (f" --max-rows-per-file {a.max_rows_per_file}" if a.max_rows_per_file else ""))  # fmt: skip
@@ -68,7 +68,7 @@ def run_crossval(a: argparse.Namespace) -> int:
         from planner.calibration import DEFAULT
 
         reports = [validate_file(f, DEFAULT) for f in a.file]
-        lead = "\n".join(markdown_crossval(r) for r in reps)
+        lead = markdown_lead(reps)
         page = markdown_report(reports, cmd + f" --markdown {a.markdown}" + (f" --write-uncertainty {a.write_uncertainty}" if a.write_uncertainty else ""),
                                {k: getattr(DEFAULT, k) for k in GLOBAL_FITTED}, lead=lead)  # fmt: skip
         atomic_write_text(a.markdown, page, field="markdown")
@@ -110,6 +110,8 @@ def add_command(sub: Any) -> None:
                      help="with --cross-validate: rounds of each refit's coordinate search (default 2; 1 is coarser)")  # fmt: skip
     val.add_argument("--max-rows-per-file", type=positive_int("--max-rows-per-file"), metavar="N",
                      help="with --cross-validate: predict at most N rows of each file, evenly spaced (a reduced setting)")  # fmt: skip
+    val.add_argument("--workers", type=positive_int("--workers"),
+                     help="with --cross-validate: processes for the predictions (default: cores)")  # fmt: skip
     val.add_argument("--write-uncertainty", metavar="OUT",
                      help="with --cross-validate: write the error-band table (planner/data/uncertainty.json) "
                      "from the held-out residuals")  # fmt: skip

@@ -108,10 +108,12 @@ class CrossValReport(BaseModel):
 
 def _load(
     files: Sequence[str | Path], per_file: int | None = None
-) -> list[tuple[str, dict[str, str], int, str, float]]:
+) -> tuple[list[tuple[str, dict[str, str], int, str, float]], set[int]]:
     """(kind, row, line, file, measured) for every row of the files, or for at most ``per_file`` rows of
-    each, evenly spaced (a reduced setting); a bad value fails here, with its line."""
-    out = []
+    each, evenly spaced (a reduced setting), and the rows that cannot be simulated (their accelerator is not
+    in the catalog); a bad value fails here, with its line."""
+    out: list[tuple[str, dict[str, str], int, str, float]] = []
+    bad: set[int] = set()
     for f in files:
         rows = read_rows(f)
         schema = schema_of(rows[0])
@@ -121,8 +123,9 @@ def _load(
             if line - 2 not in keep:
                 continue
             out.append((schema.kind, r, line, str(f), measured_value(r, schema.measured, line, str(f))))
-            schema.parse(r, line)
-    return out
+            if getattr(schema.parse(r, line), "problem", None):  # e.g. an accelerator the catalog lacks
+                bad.add(len(out) - 1)
+    return out, bad
 
 
 def fit_sample(keys: Sequence[str], limit: int, seed: int = 0) -> list[int]:
@@ -191,9 +194,9 @@ def cross_validate_many(
         raise PlannerInputError("max-rows-per-fit", f"must be at least {MIN_ROWS}, got {max_rows_per_fit}")
     if grid_points < 2 or rounds < 1:
         raise PlannerInputError("grid", f"needs at least 2 grid points and 1 round, got {grid_points}, {rounds}")
-    rows = _load(files, max_rows_per_file)
-    tf = [i for i, r in enumerate(rows) if r[0] == "transformer"]
-    rs = [i for i, r in enumerate(rows) if r[0] != "transformer"]
+    rows, bad = _load(files, max_rows_per_file)
+    tf = [i for i, r in enumerate(rows) if r[0] == "transformer" and i not in bad]
+    rs = [i for i, r in enumerate(rows) if r[0] != "transformer" and i not in bad]
     n_groups = sum(len({group_of(r[1], by) for r in rows}) for by in groupings)
     say(f"cross-validate by {', '.join(groupings)}: {len(rows)} rows ({len(tf)} transformer), {n_groups} groups; "
         f"each refit on at most {max_rows_per_fit} rows, {grid_points}-point grid, {rounds} round(s)")  # fmt: skip
@@ -201,7 +204,7 @@ def cross_validate_many(
         t1 = time.perf_counter()
         default_tf = _default_pass(ev, len(tf), say)
         default_rs = [p.value for p in predict_all([(rows[i][0], rows[i][1], rows[i][2], DEFAULT) for i in rs])]
-        before = dict(zip(tf, default_tf, strict=True)) | dict(zip(rs, default_rs, strict=True))
+        before = dict.fromkeys(bad) | dict(zip(tf, default_tf, strict=True)) | dict(zip(rs, default_rs, strict=True))
         per_row_s = (time.perf_counter() - t1) / max(1, len(rows))
         ok_tf = [j for j, p in enumerate(default_tf) if p is not None]
         sample = [ok_tf[k] for k in fit_sample([source_key(rows[tf[j]][1].get("source") or "") for j in ok_tf],
@@ -238,7 +241,9 @@ class _Run:
             in_g = {j for j in range(len(self.tf)) if group_of(rows[self.tf[j]][1], by) == g}
             train = [j for j in self.sample if j not in in_g]
             note = None
-            if len(members) < MIN_GROUP_ROWS:
+            if not members:
+                note = "no row can be simulated (see the rows left out); nothing to predict"
+            elif len(members) < MIN_GROUP_ROWS:
                 note = f"{len(members)} row(s): fewer than the fit's minimum of {MIN_GROUP_ROWS}; default constants"
             elif len(train) < MIN_ROWS:
                 note = f"only {len(train)} other transformer row(s) to fit on; default constants"
@@ -343,6 +348,25 @@ def markdown_crossval(rep: CrossValReport) -> str:
                f"{_pct(rep.before.mean_abs_error)} | {_pct(rep.after.mean_abs_error)} | "
                f"{_pct(rep.after.max_abs_error)} | |")  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def markdown_lead(reps: Sequence[CrossValReport]) -> str:
+    """docs/validation.md's first section: what the cross-validation does, its tables, and the band it feeds."""
+    from planner.uncertainty import DEFINITION
+
+    out = ["## Generalisation: each accelerator, framework and source predicted without it", "",
+           "For each group, the global constants are refit (planner calibrate's objective, identifiability test and",
+           "one constant per four rows) on the transformer rows of all *other* groups and the group is predicted with",
+           "them: **after** is how planner does on hardware, software or a source it was not fitted on; **before** uses",
+           "the default constants, which were fitted on the shared files. Recommendation rows are predicted, never fitted.",
+           "A group under the fit's minimum of three rows is reported with the default constants.", ""]  # fmt: skip
+    out += [markdown_crossval(r) for r in reps]
+    out += ["### The error band of every prediction", "",
+            f"`uncertainty` {{`low_s`, `high_s`, `rows`, `group`}} in simulate, search and compare: the {DEFINITION}.",
+            "A step predicted at t with percentiles p10..p90 of the step-time error spans t / (1 + p90) .. t / (1 + p10);",
+            "for recommendation rows (error on samples/s) the step spans t (1 + p10) .. t (1 + p90). The table ships in",
+            "`planner/data/uncertainty.json`, written by the command above.", ""]  # fmt: skip
+    return "\n".join(out)
 
 
 def write_uncertainty(rep: CrossValReport, path: str | Path, command: str) -> dict[str, Any]:
