@@ -115,3 +115,14 @@ def test_interleaved_overflow_counts_layers_per_chunk() -> None:
     m = _memory("llama3-405b", 16384, **{**LLAMA3, "pp": 32, "vpp": 2, "sequence_parallel": False})
     assert m.layers == 4 and m.chunk_layers == 2
     assert f"micro-batches x 2 layers: {m.activations_gib:.1f} GiB" in m.overflow
+
+
+def test_overflow_term_names_the_kind() -> None:
+    from planner.search.explain import overflow_term
+
+    spec = load_model("llama3-405b")
+    cluster = resolve_cluster(gpus=16384, accelerator="h100-sxm-80gb")
+    no_sp = check_layout(make_strategy(**{**LLAMA3, "sequence_parallel": False}), spec, cluster)
+    assert overflow_term(spec, cluster, no_sp) == "activations"
+    no_pp = check_layout(make_strategy(tp=8, pp=1, recompute="full", zero_stage=1, global_batch=2048), spec, cluster)
+    assert overflow_term(spec, cluster, no_pp) == "gradients"

@@ -20,7 +20,15 @@ from planner.hardware import Cluster
 from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
-from planner.search.explain import check, explain, memory_reason, signature, usual_alternatives, usual_families
+from planner.search.explain import (
+    check,
+    explain,
+    memory_reason,
+    overflow_term,
+    signature,
+    usual_alternatives,
+    usual_families,
+)
 from planner.search.goodput import GoodputModel, run_plan
 from planner.search.prune import TopKPruner, estimate_value
 from planner.search.rank import ObjectiveRanker, pareto_front
@@ -183,9 +191,10 @@ class Searcher:
             t_enum += b - a
             t_est += time.perf_counter() - b
         fitting = [c for c in cands if c.estimate.fits]
-        oom = len(cands) - len(fitting)
-        if oom:
-            rejected["memory: does not fit"] = oom
+        for c in cands:
+            if not c.estimate.fits:  # counted by the term that overflows (activations, optimizer states, ...)
+                key = f"memory: does not fit ({overflow_term(model, clusters[c.gpus], c.strategy)} largest)"
+                rejected[key] = rejected.get(key, 0) + 1
         if not any(c.gpus == n for c in fitting):
             raise self._impossible(cands, rejected, cluster)
 
