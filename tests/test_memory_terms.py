@@ -126,3 +126,22 @@ def test_overflow_term_names_the_kind() -> None:
     assert overflow_term(spec, cluster, no_sp) == "activations"
     no_pp = check_layout(make_strategy(tp=8, pp=1, recompute="full", zero_stage=1, global_batch=2048), spec, cluster)
     assert overflow_term(spec, cluster, no_pp) == "gradients"
+
+
+def test_torchtitan_loss_and_op_level_checkpointing() -> None:
+    """torchtitan's loss holds ~12 bytes per logit (fp32 logits, log-softmax, gradients) against
+    Megatron's 4; its per-operator selective checkpointing saves about half of Megatron's set."""
+    from planner.transformer.memory import loss_bytes_per_logit, op_level_checkpointing
+
+    titan = make_strategy(tp=1, recompute="selective", framework="torchtitan")
+    mega = make_strategy(tp=1, recompute="selective")
+    assert (loss_bytes_per_logit(titan), loss_bytes_per_logit(mega)) == (12.0, 4.0)
+    assert op_level_checkpointing(titan) and not op_level_checkpointing(mega)
+    spec = load_model("llama3-8b")
+    op, _ = layer_activation_bytes(spec, titan, 2)
+    sel, _ = layer_activation_bytes(spec, mega, 2)
+    s = spec.seq_len  # bf16: block input, w2 out (h each); q, attention out (4096 each), v (1024), w1 out (14336)
+    assert op == pytest.approx(2 * s * (2 * 4096 + 2 * 4096 + 1024 + 14336))
+    # Megatron's selective set: two norm inputs, QKV and fc1 inputs; q, k, v, attention out; fc1 out (2f), fc2 in
+    assert sel == pytest.approx(2 * s * (4 * 4096 + 2 * 4096 + 2 * 1024 + 3 * 14336))
+    assert op < 0.5 * sel

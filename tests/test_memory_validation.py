@@ -35,3 +35,15 @@ def test_validate_reports_the_memory_error() -> None:
                                                  + sorted(abs(r.error) for r in rep.rows)[1] / 2)  # fmt: skip
     text = format_report(rep, verbose=True)
     assert "peak memory per GPU" in text and "GiB" in text
+
+
+def test_memory_error_on_the_torchtitan_tables_stays_small() -> None:
+    """The published peaks are max_reserved (the allocator's cache too), so every prediction of live
+    tensors is below them; the median |error| stays near 10 % (it was 36 % before torchtitan's loss
+    and checkpointing policy were modelled)."""
+    rep = validate_rows(read_rows(MEMORY_CSV), file="memory.csv", workers=1)
+    errors = [r.error for r in rep.rows if r.error is not None]
+    assert len(errors) == 12
+    assert all(e < 0.02 for e in errors)
+    assert rep.median_abs_error is not None and rep.median_abs_error < 0.12
+    assert rep.max_abs_error is not None and rep.max_abs_error < 0.30

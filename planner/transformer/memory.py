@@ -53,6 +53,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from planner.hardware import GIB, RUNTIME_RESERVE_GIB, Cluster
+from planner.transformer.frameworks import canonical
 from planner.transformer.sharding import (
     chunk_stages,
     expert_data_parallel,
@@ -104,6 +105,26 @@ class Memory(BaseModel):
         return f"{what}: {gib:.1f} GiB of {self.peak_gib:.1f} GiB (capacity {self.capacity_gib:.0f} GiB)"
 
 
+LOSS_BYTES_PER_LOGIT = {"torchtitan": 12.0}
+"""Bytes per logit (token x vocabulary / tp) the loss holds at its peak, by framework; 4 otherwise:
+Megatron's vocab-parallel cross-entropy turns the fp32 logits into the softmax in place and writes
+the gradient into the same buffer. torchtitan casts the logits to fp32 outside the model
+(``output(h).float()``) and runs ``F.cross_entropy``: the fp32 log-softmax is saved and its
+gradient and the logits' gradient are fp32 tensors of their own: about 3 x 4 bytes."""
+
+
+def loss_bytes_per_logit(s: Strategy) -> float:
+    """:data:`LOSS_BYTES_PER_LOGIT` of the strategy's framework (4 without one)."""
+    return LOSS_BYTES_PER_LOGIT.get(canonical(s.framework or ""), 4.0)
+
+
+def op_level_checkpointing(s: Strategy) -> bool:
+    """Selective recomputation is torchtitan's per-operator policy (``activation_checkpoint.mode
+    selective``, ``selective_ac_option op``): it saves the outputs of every other matmul (wq, wv,
+    w1, w2 of a Llama block) and of the attention kernel, and recomputes the rest."""
+    return s.recompute == "selective" and canonical(s.framework or "") == "torchtitan"
+
+
 def dropout_masks(model: TransformerSpec) -> int:
     """Bytes per token and hidden unit of a layer's two dropout masks: 2 for the GPT-style models
     (GPT-3, BLOOM, OPT train with dropout 0.1), 0 for the SwiGLU families, which train without
@@ -150,6 +171,10 @@ def layer_activation_bytes(
     full += routed
     if s.recompute == "full":
         stored = e * sb * h / (t if s.sequence_parallel else 1)
+    elif op_level_checkpointing(s) and not is_moe:
+        # the block's input and w2's output (hidden-sized; sequence-split with SP), q, v, the attention
+        # output and w1's output (split by tp)
+        stored = e * sb * (2 * h / (t if s.sequence_parallel else 1) + (2 * q + hkv + model.ffn) / t)
     elif s.recompute == "selective":
         stored = full - scores
     else:
@@ -207,7 +232,7 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
             acts += max(full_d, full_m)  # the layer being recomputed and back-propagated
         if pipeline_stages(s) - 1 in held:  # the last stage (under DualPipe, on ranks 0 and p - 1)
             tokens = (model.seq_len // s.cp) * s.micro_batch
-            acts += tokens * (model.vocab_size / s.tp) * 4  # fp32 logits for the loss
+            acts += tokens * (model.vocab_size / s.tp) * loss_bytes_per_logit(s)  # the loss's logits
         total = weights + grads + opt + acts + RUNTIME_RESERVE_GIB * GIB
         mem = Memory(
             weights_gib=weights / GIB,

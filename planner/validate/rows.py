@@ -15,13 +15,14 @@ import csv
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from planner.errors import PlannerInputError, unknown_id
 from planner.hardware import catalog, resolve_cluster
 from planner.registry import family
+from planner.transformer.frameworks import FRAMEWORKS, canonical
 from planner.validate.frameworks import recsys_choices, transformer_choices
 
 TRANSFORMER_COLUMNS = (
@@ -196,6 +197,17 @@ def _transformer_row(row: dict[str, str], line: int) -> ParsedRow:
     return ParsedRow(model, cluster, strategy, defaulted, row.get("model", ""), problem=accelerator_problem(row, line))
 
 
+def _memory_row(row: dict[str, str], line: int) -> ParsedRow:
+    """A measured-memory row: a transformer row whose strategy also carries the row's framework
+    (when planner.transformer.frameworks knows it), on which memory terms depend (the loss's
+    logits, per-operator selective checkpointing): planner.transformer.memory."""
+    p = _transformer_row(row, line)
+    fw = canonical(row.get("framework") or "")
+    if fw not in FRAMEWORKS:
+        return p
+    return replace(p, strategy=p.strategy.model_copy(update={"framework": fw}))
+
+
 def recsys_row_model(row: dict[str, str], line: int) -> Any:
     """The preset of a recommendation row: its ``model``, in the variant its ``model_config`` names:
     "frequency threshold N" selects the ``-tN`` cardinalities; "113B params" the nearest in size."""
@@ -249,7 +261,7 @@ SCHEMAS: dict[str, RowSchema] = {
     "transformer": RowSchema("transformer", "transformer", TRANSFORMER_COLUMNS, "measured_step_time_s", "step_time_s",
                              _transformer_row),
     "memory": RowSchema("transformer", "transformer memory", MEMORY_COLUMNS, "measured_peak_gib", "memory.peak_gib",
-                        _transformer_row),
+                        _memory_row),
 }  # fmt: skip
 """The schemas by family kind, in the order a file is matched against them (first measured column found)."""
 
