@@ -204,21 +204,23 @@ class Searcher:
         sims = self.simulator.simulate(model, clusters, finalists)
         ranked = self.ranker.rank(sims, objective)
 
-        # 5. alternatives of the winner, simulated the same way (they join the ranking)
+        # 5. alternatives of the winner (by the objective, at its own GPU count), simulated the same
+        # way; they join the ranking
         alts_out = []
         if alternatives:
             strategy_of = {(r.gpus, r.layout.label): c.strategy for c, r in zip(finalists, sims, strict=True)}
-            best_at_n = next(r for r in ranked if r.gpus == n)
-            at_n = [c for c in cands if c.gpus == n]
-            alts = self._alternatives(model, cluster, strategy_of[(n, best_at_n.layout.label)], at_n, objective)
+            win = ranked[0]
+            at_w = [c for c in cands if c.gpus == win.gpus]
+            alts = self._alternatives(model, clusters[win.gpus], strategy_of[(win.gpus, win.layout.label)], at_w,
+                                      objective)  # fmt: skip
             to_sim = [c for _, _, c, _ in alts if c is not None]
-            alt_sims = self.simulator.simulate(model, {n: cluster}, to_sim) if to_sim else []
+            alt_sims = self.simulator.simulate(model, {win.gpus: clusters[win.gpus]}, to_sim) if to_sim else []
             sims += alt_sims
             ranked = self.ranker.rank(_dedupe(sims), objective)
             it = iter(alt_sims)
             rows = [(name, s, next(it) if c is not None else None, why) for name, s, c, why in alts]
-            winner_n = next(r for r in ranked if r.gpus == n)
-            alts_out = explain(winner_n, rows)
+            winner = next(r for r in ranked if r.gpus == win.gpus)
+            alts_out = explain(winner, rows)
         t2 = time.perf_counter()
 
         errors = [abs(r.estimate_step_time_s / r.step_time_s - 1) for r in sims if r.step_time_s > 0]
@@ -245,6 +247,7 @@ class Searcher:
             objective=objective,
             results=ranked[:top],
             pareto=pareto_front(ranked),
+            best_per_gpu_count=[next(r for r in ranked if r.gpus == k) for k in sorted({r.gpus for r in ranked})],
             enumerated=listed,
             evaluated=len(cands),
             fits=len(fitting),

@@ -219,6 +219,9 @@ class SearchResult(_Model):
     objective: Objective
     results: list[Simulated] = Field(description="fully simulated layouts, best first")
     pareto: list[Simulated] = Field(description="no other layout is both faster and cheaper")
+    best_per_gpu_count: list[Simulated] = Field(
+        default_factory=list, description="the best simulated layout (by the objective) at each GPU count searched"
+    )
     enumerated: int = Field(description="layouts listed by the enumerator")
     evaluated: int = Field(description="valid layouts assessed by the quick estimate and the memory check")
     fits: int = Field(description="of those, layouts that fit in memory")
