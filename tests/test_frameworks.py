@@ -121,3 +121,11 @@ def test_validate_reads_the_one_table() -> None:
             g = tf.gen_choices(tf.framework(name), acc)
             assert vf.attention_kernel(name, acc) == g.attention
             assert vf.tp_comm_overlap(name, acc) is g.tp_comm_overlap
+
+
+@pytest.mark.parametrize("command", ["search", "compare"])
+def test_search_and_compare_refuse_an_unknown_framework(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    hw = ["--instances", "p5.48xlarge"] if command == "compare" else ["--accelerator", "h100-sxm-80gb"]
+    rc = main([command, "--model", "llama3-8b", *hw, "--gpus", "8", "--framework", "jax-magic"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "not a transformer framework" in err

@@ -7,6 +7,7 @@ from typing import Any
 
 from planner.cli.common import (
     add_calibration_arg,
+    add_framework_arg,
     add_json_arg,
     add_model_arg,
     add_run_args,
@@ -34,7 +35,7 @@ def run(a: argparse.Namespace) -> int:
         global_batch=a.global_batch,
         seq_len=a.seq_len,
         **search_kwargs(a),
-        **given(a, "max_gpus", "objective"),
+        **given(a, "max_gpus", "objective", "framework"),
     )
     print_with_calibration(r, a, format_compare(r))
     return 0
@@ -65,6 +66,7 @@ def add_command(sub: Any) -> None:
         "--global-batch", type=positive_int("--global-batch"), help="sequences per step (default ~4M tokens)"
     )
     co.add_argument("--seq-len", type=positive_int("--seq-len"), help="sequence length (default: the model's)")
+    add_framework_arg(co)
     add_json_arg(co)
     add_calibration_arg(co)
     add_run_args(co)

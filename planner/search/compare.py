@@ -35,14 +35,21 @@ from planner.search.search import (
 )
 from planner.search.types import OBJECTIVES, CompareResult, CompareRow, Objective, RunPlan, SearchSpace
 from planner.transformer.estimate import AnalyticalEstimator
+from planner.transformer.frameworks import framework as framework_entry
 from planner.transformer.spec import TransformerSpec
 
 
 def _estimated_run(
-    searcher: Searcher, model: TransformerSpec, cluster: Cluster, tokens: float, gb: int, gm: GoodputModel
+    searcher: Searcher,
+    model: TransformerSpec,
+    cluster: Cluster,
+    tokens: float,
+    gb: int,
+    gm: GoodputModel,
+    space: SearchSpace | None = None,
 ) -> RunPlan | None:
     """The run plan of the estimate's fastest fitting layout (no full simulation), or None."""
-    en = GridEnumerator().enumerate(model, cluster, SearchSpace(), gb)
+    en = GridEnumerator().enumerate(model, cluster, space or SearchSpace(), gb)
     best = None
     for s in en.valid:
         e = searcher.estimator.estimate(model, cluster, s)
@@ -72,6 +79,7 @@ def choose_gpus(
     budget_usd: float | None,
     max_gpus: int,
     global_batch: int | None,
+    space: SearchSpace | None = None,
 ) -> int | None:
     """The GPU count for an instance when none is given (see the module docstring); None if none fits."""
     node = catalog().node_type(catalog().instance(instance).node_type)
@@ -80,7 +88,7 @@ def choose_gpus(
     while k <= max_gpus:
         cl = resolve_cluster(gpus=k, instance=instance)
         gb = global_batch if global_batch is not None else default_global_batch(model, k)
-        p = _estimated_run(searcher, model, cl, tokens, gb, gm)
+        p = _estimated_run(searcher, model, cl, tokens, gb, gm, space)
         if p is not None:
             plans.append((k, p))
             if deadline_days is not None and budget_usd is None and p.wall_days <= deadline_days:
@@ -117,6 +125,7 @@ def compare(
     workers: int | None = None,
     progress: bool = False,
     calibration: Calibration | None = None,
+    framework: str | None = None,
 ) -> CompareResult:
     """Best layout, time and cost to train ``tokens`` on each instance type, best first."""
     spec = load_model(model, seq_len) if isinstance(model, str) else model
@@ -136,6 +145,8 @@ def compare(
     n_tokens = tokens if tokens is not None else CHINCHILLA_TOKENS_PER_PARAM * spec.num_params
     gm = goodput or GoodputModel()
     calib = calibration or DEFAULT
+    # a framework is fixed, not compared: its choices fill what the search does not vary
+    space = None if framework is None else SearchSpace(framework=framework_entry(framework).name)
     searcher = Searcher(
         estimator=AnalyticalEstimator(calib),
         pruner=TopKPruner(top_k=8, top_k_other=0, family_margin=0.04, max_total=16, margin=0.05, min_k=4),
@@ -146,7 +157,18 @@ def compare(
     for i in instances:
         try:
             row = _row(
-                searcher, spec, i, gpus, n_tokens, gm, deadline_days, budget_usd, max_gpus, global_batch, objective
+                searcher,
+                spec,
+                i,
+                gpus,
+                n_tokens,
+                gm,
+                deadline_days,
+                budget_usd,
+                max_gpus,
+                global_batch,
+                objective,
+                space,
             )
             rows.append(row)
         except PlannerInputError as e:  # this hardware cannot run it (e.g. no NIC figure): its row says why
@@ -194,6 +216,7 @@ def _row(
     max_gpus: int,
     global_batch: int | None,
     objective: Objective,
+    space: SearchSpace | None = None,
 ) -> CompareRow:
     """One instance's row: its GPU count, best layout and run, and whether it meets the constraints."""
     base = _base(instance)
@@ -209,6 +232,7 @@ def _row(
             budget_usd=budget_usd,
             max_gpus=max_gpus,
             global_batch=global_batch,
+            space=space,
         )
         if n is None:
             return CompareRow(**base, fits=False, reason=f"no layout fits on up to {max_gpus} GPUs")
@@ -219,7 +243,15 @@ def _row(
     gb = global_batch if global_batch is not None else default_global_batch(spec, n)
     try:
         res = searcher.run(
-            spec, cluster, global_batch=gb, objective=objective, top=1, tokens=tokens, goodput=gm, alternatives=False
+            spec,
+            cluster,
+            global_batch=gb,
+            objective=objective,
+            top=1,
+            tokens=tokens,
+            goodput=gm,
+            alternatives=False,
+            space=space,
         )
     except NoLayoutFits as e:
         return CompareRow(**base, gpus=n, fits=False, reason=e.rule)
