@@ -9,8 +9,8 @@ Choices that depend on the accelerator generation (Transformer Engine picks Flas
 Ampere and cuDNN's fused attention on Hopper; FlashAttention needs Ampere or later) are held per
 generation (:class:`GenChoices`). Choices the step graph cannot express are documented here and
 named in the result (``not_modelled``): FSDP prefetch depth and reshard policy (the graph gathers
-each layer's parameters one layer ahead and frees them after use, as FSDP2's defaults and FSDP1's
-``BACKWARD_PRE`` do), fused optimizers (the optimizer step is priced as its bytes over HBM either
+each layer's parameters one layer ahead and frees them after use, as FSDP2's implicit prefetch does;
+FSDP1's ``BACKWARD_POST`` issues the next gather a little later), fused optimizers (the optimizer step is priced as its bytes over HBM either
 way) and CUDA graphs (all listed frameworks launch eagerly by default: the fitted ``layer_host_s``).
 """
 
@@ -45,7 +45,7 @@ class TransformerFramework:
     sources: dict[str, str]
 
 
-_TE_HOPPER = "NVIDIA/TransformerEngine transformer_engine/pytorch/attention.py get_attention_backend (FusedAttention preferred on sm90, FlashAttention on sm80)"  # noqa: E501
+_TE_HOPPER = "NVIDIA/TransformerEngine attention backend selection (docs): 'On Hopper+ (sm90): FusedAttention > FlashAttention > Unfused; on pre-Hopper: FlashAttention > FusedAttention > Unfused'"  # noqa: E501
 
 FRAMEWORKS: dict[str, TransformerFramework] = {
     "megatron-core": TransformerFramework(
@@ -95,8 +95,8 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "fused_optimizer": "AdamW implementation 'fused'", "cuda_graphs": "off (eager; torch.compile off)",
         },
         {
-            "attention": "pytorch/torchtitan models/attention.py: F.scaled_dot_product_attention (flash backend, "
-            "FlashAttention-2) unless use_flex_attn",
+            "attention": "pytorch/torchtitan Llama 3 model: F.scaled_dot_product_attention unless use_flex_attn "
+            "(PyTorch's flash backend, FlashAttention-2, on sm80+)",
             "fsdp": "torchtitan config: data_parallel_shard_degree -1 (FSDP2 over all data-parallel ranks)",
             "tp_comm_overlap": "enable_async_tensor_parallel default False",
         },
@@ -104,8 +104,9 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
     "composer": TransformerFramework(
         "composer", GenChoices("fa2", False, False), GenChoices("fa2", False, False), True, True, None,
         {
-            "fsdp_reshard_after_forward": "FULL_SHARD", "fsdp_prefetch": "backward_prefetch BACKWARD_PRE, "
-            "forward_prefetch False, limit_all_gathers True", "fused_optimizer": "DecoupledAdamW (not fused)",
+            "fsdp_reshard_after_forward": "FULL_SHARD", "fsdp_prefetch": "composer FSDPConfig defaults: "
+            "backward_prefetch BACKWARD_POST, backward_prefetch_limit 1, forward_prefetch False",
+            "fused_optimizer": "llm-foundry yamls: composer DecoupledAdamW / DecoupledLionW",
             "cuda_graphs": "off",
         },
         {
