@@ -60,7 +60,7 @@ def _runs(res: dict[str, Any], model: str) -> list[dict[str, Any]]:
     tokens = res["run"]["tokens"]
     params = load_model(resolve(model)).num_params
     seen: dict[tuple[int, str], dict[str, Any]] = {}
-    for s in res["results"] + res["pareto"]:
+    for s in res["results"] + res["pareto"] + res.get("best_per_gpu_count", []):
         per_gpu_h = s["cost"]["usd_per_hour"] / s["gpus"] if s["cost"]["usd_per_hour"] is not None else None
         run = run_plan(tokens=tokens, tokens_per_step=res["global_batch"] * res["seq_len"], step_time_s=s["step_time_s"],
                        gpus=s["gpus"], params=params, usd_per_gpu_hour=per_gpu_h)  # fmt: skip
@@ -122,8 +122,7 @@ def _pareto(res: dict[str, Any], model: str) -> None:
     off = [k for k in res["gpu_counts"] if k not in set(pts["GPUs"])]
     st.caption(
         f"On the front (diamonds, dashed line): {', '.join(map(str, on_front))} GPUs."
-        + (f" Not drawn: {', '.join(map(str, off))} GPUs, whose layouts are neither among the ranked ones"
-           " nor on the front (slower and no cheaper)." if off else "")
+        + (f" Not drawn: {', '.join(map(str, off))} GPUs (no layout fits there)." if off else "")
     )  # fmt: skip
     st.altair_chart(charts.pareto_chart(pts, "days", y, "days for the whole run", title), width="stretch")
 

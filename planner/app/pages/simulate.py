@@ -26,7 +26,7 @@ LAYOUT_KEYS: dict[str, Any] = {
     "sim_global_batch": 0, "sim_recompute": "none", "sim_zero_stage": 0, "sim_sequence_parallel": False,
     "sim_precision": "bf16", "sim_schedule": "default", "sim_cp_algorithm": "ring",
     "sim_moe_capacity_factor": 0.0, "sim_moe_imbalance": 1.0, "sim_moe_shared_expert_overlap": False,
-    "sim_rs_global_batch": 0, "sim_rs_sharding": "auto", "sim_rs_precision": "fp16",
+    "sim_rs_global_batch": 0, "sim_rs_sharding": "auto", "sim_rs_precision": "default",
 }  # fmt: skip
 """The layout's widgets at the layout the API resolves when given nothing (1 of each, no ZeRO,
 no recomputation); 0 means "let planner choose" (global batch) or "dropless" (capacity factor)."""
@@ -55,8 +55,10 @@ def _recsys_fields() -> dict[str, Any]:
     sb.header("Recommendation model")
     gb = sb.number_input("Global batch (samples; 0: planner's)", min_value=0, step=1024, key="sim_rs_global_batch")
     sharding = sb.selectbox("Embedding sharding", list(SHARDING_CHOICES), key="sim_rs_sharding")
-    prec = sb.selectbox("Dense precision", ["fp16", "bf16", "tf32", "fp32"], key="sim_rs_precision")
-    return {k: v for k, v in {"global_batch": int(gb) or None, "sharding": sharding, "precision": prec}.items() if v}
+    prec = sb.selectbox("Dense precision", ["default", "fp16", "bf16", "tf32", "fp32"], key="sim_rs_precision",
+                        help="default: the API's (planner.recsys.strategy.RecsysStrategy)")  # fmt: skip
+    fields = {"global_batch": int(gb) or None, "sharding": sharding, "precision": None if prec == "default" else prec}
+    return {k: v for k, v in fields.items() if v}
 
 
 def _layout_fields() -> dict[str, Any]:
