@@ -340,10 +340,10 @@ def test_app_sidebar_profile_changes_simulate(tmp_path: Path) -> None:
     at = AppTest.from_string("from planner.app.pages import simulate\nsimulate.render()", default_timeout=60).run()
     base = {m.label: m.value for m in at.metric}["Step time"]
     assert any(c.value == "calibration: default" for c in at.caption)
-    at.text_input(key="calibration_path").set_value(str(prof)).run()
+    at.text_input(key="in_calibration_path").set_value(str(prof)).run()
     assert not at.exception and not at.error
     assert any(c.value == "calibration: slow-gemms" for c in at.caption)
     assert {m.label: m.value for m in at.metric}["Step time"] != base
-    at.text_input(key="calibration_path").set_value(str(tmp_path / "nope.yaml")).run()
+    at.text_input(key="in_calibration_path").set_value(str(tmp_path / "nope.yaml")).run()
     assert not at.exception
     assert len(at.error) == 1 and "calibration" in at.error[0].value
