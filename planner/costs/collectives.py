@@ -139,6 +139,33 @@ class CollectiveModel:
         lat = c.collective_launch_s + steps_up * self.up_lat + levels * self.out_lat
         return CommCost(lat, t, "out")
 
+    def node_limited_all_to_all(
+        self, token_bytes: float, tokens: float, top_k: int, max_nodes: int, g: Group
+    ) -> tuple[CommCost, float]:
+        """An expert-parallel dispatch (or combine) of ``tokens`` tokens of ``token_bytes`` each, every
+        token to ``top_k`` experts on at most ``max_nodes`` nodes, as DeepSeek-V3 runs it (arXiv:2412.19437
+        sec. 3.2.2, DeepEP's normal kernels): one scale-out copy per target node, to the GPU of the
+        same local index there, then forwarded over the scale-up link to the GPUs holding the experts,
+        the two levels pipelined. Of the ``min(islands, max_nodes, top_k)`` nodes a token reaches, the
+        expected ``(islands - 1) / islands`` are remote; every (token, expert) pair but those landing on
+        the receiving GPU itself crosses the scale-up link once. Returns (the cost, bytes this rank
+        sends). A group inside one island is a plain all-to-all of the ``top_k`` copies."""
+        n = g.size
+        if n <= 1 or tokens <= 0:
+            return CommCost(0.0, 0.0, "up"), 0.0
+        k = self.members_per_island(g)
+        islands = n // k
+        if islands <= 1:
+            nbytes = tokens * top_k * token_bytes
+            return self.cost("all_to_all", nbytes, g), nbytes * (n - 1) / n
+        self._need_nic()
+        c = self.calib
+        inter_bytes = tokens * token_bytes * min(islands, max_nodes, top_k) * (islands - 1) / islands
+        intra_bytes = tokens * top_k * token_bytes * (k - 1) / k
+        t = max(inter_bytes / (self.nic_bw * c.nic_efficiency), intra_bytes / (self.up_bw * self.up_eff))
+        lat = c.collective_launch_s + (k - 1) * self.up_lat + math.ceil(math.log2(islands)) * self.out_lat
+        return CommCost(lat, t, "out"), inter_bytes + intra_bytes
+
     def _need_nic(self) -> None:
         """Refuse, in one line, a collective across islands on a node type with no NIC figure."""
         if not 0 < self.nic_bw < math.inf:  # zero (no NIC listed), or not a finite number

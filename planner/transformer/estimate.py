@@ -37,7 +37,7 @@ from planner.hardware import Cluster
 from planner.transformer.keys import Kind
 from planner.transformer.layer import LayerCosts, Pass
 from planner.transformer.plan import PlanCache, StepPlan, make_plan
-from planner.transformer.schedules import dualpipe, dualpipe_pairs, weight_grads_done
+from planner.transformer.schedules import dualpipe, dualpipe_pairs, overlapped_pair, weight_grads_done
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
 
@@ -274,7 +274,7 @@ def _dualpipe_end(plan: StepPlan, costs: _StageCosts, m: int) -> tuple[float, fl
     ``m`` micro-batches, played as a longest path over each rank's order of passes."""
     p, last = plan.strategy.pp, plan.stages - 1
     p2p = _p2p_s(plan)
-    share = plan.calib.comm_sm_slowdown
+    share = plan.pair_compute_share
     # per rank, per pass: (its key, the key of the pass whose send it waits for, its costs, whether it sends)
     passes: list[list[tuple[tuple, tuple | None, tuple[float, float, float], bool]]] = []
     done_pos: list[dict[int, int]] = []
@@ -325,9 +325,9 @@ def _dualpipe_end(plan: StepPlan, costs: _StageCosts, m: int) -> tuple[float, fl
                     dep_b = ready(dep_b_key)
                     if dep is None or dep_b is None:
                         break
-                    hide_f, hide_b = min(f[1], b[2]), min(b[1], f[2])
-                    run(r, key, max(t_rank[r], dep, dep_b), f[0] - hide_f + share * hide_b, sends)
-                    run(r, key_b, t_rank[r], b[0] - hide_b + share * hide_f, sends_b)
+                    keep, slow = overlapped_pair(f[2] + b[2], f[1] + b[1], share)
+                    run(r, key, max(t_rank[r], dep, dep_b), f[0] - (1 - keep) * f[1] + slow * f[2], sends)
+                    run(r, key_b, t_rank[r], b[0] - (1 - keep) * b[1] + slow * b[2], sends_b)
                     pos[r] += 2
                 elif dep is None:
                     break

@@ -20,7 +20,7 @@ from planner.costs.collectives import CommCost
 from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.layer import LayerCosts, Pass, Segment
 from planner.transformer.plan import StepPlan
-from planner.transformer.schedules import weight_grads_done
+from planner.transformer.schedules import overlapped_pair, weight_grads_done
 
 F, B, W = Phase.FORWARD, Phase.BACKWARD, Phase.WEIGHT_GRAD
 SF, SB = Phase.SEND_FORWARD, Phase.SEND_BACKWARD
@@ -271,30 +271,29 @@ def _overlap_pair(
     b: _Builder, f_node: Node, f_parts: list[tuple[Pass, int]], b_parts: list[tuple[Pass, int]]
 ) -> list[tuple[Pass, int]]:
     """DualPipe runs a forward and a backward chunk of the two directions as one pair, each one's
-    expert-parallel all-to-all (dispatch, combine) under the other's computation (DeepSeek-V3 sec.
-    3.2.1). The engine runs a rank's compute stream one task at a time, so the pair stays two tasks,
-    one after the other, and each loses the part of its all-to-all time that the other's computation
-    covers; the covered computation slows by ``comm_sm_slowdown`` for that long (the SMs the
-    communication holds). Rewrites the forward's task in place; returns the backward's parts. Other
-    in-line communication (tensor- and context-parallel) stays exposed; the pair's pipeline sends
-    are on the p2p stream already."""
-    share = b.plan.calib.comm_sm_slowdown
+    expert-parallel all-to-all (dispatch, combine) under the other's computation, which runs on the
+    SMs the all-to-all kernels leave (DeepSeek-V3 sec. 3.2.1-3.2.2, Figure 4): the pair takes
+    :func:`~planner.transformer.schedules.overlapped_pair`'s ``max(computation at the reduced SM
+    share, all-to-all)``. The engine runs a rank's compute stream one task at a time, so the pair
+    stays two tasks, one after the other, each with its share of the exposed all-to-all and of the
+    slowdown. Rewrites the forward's task in place; returns the backward's parts. Other in-line
+    communication (tensor- and context-parallel) stays exposed; the pair's pipeline sends are on the
+    p2p stream already."""
     f_kinds = _compute_attrs(f_parts)["kinds"]
     b_kinds = _compute_attrs(b_parts)["kinds"]
     assert isinstance(f_kinds, dict) and isinstance(b_kinds, dict)
-    hide_f = min(f_kinds.get(Kind.EP_COMM, 0.0), b_kinds.get(Kind.COMPUTE, 0.0))
-    hide_b = min(b_kinds.get(Kind.EP_COMM, 0.0), f_kinds.get(Kind.COMPUTE, 0.0))
-    if hide_f <= 0 and hide_b <= 0:
+    compute = f_kinds.get(Kind.COMPUTE, 0.0) + b_kinds.get(Kind.COMPUTE, 0.0)
+    a2a = f_kinds.get(Kind.EP_COMM, 0.0) + b_kinds.get(Kind.EP_COMM, 0.0)
+    keep, slow = overlapped_pair(compute, a2a, b.plan.pair_compute_share)
+    if keep >= 1.0:
         return b_parts
-    b.g.nodes[f_node].update(_compute_attrs(_hide_all_to_all(f_parts, hide_f, share * hide_b)))
-    return _hide_all_to_all(b_parts, hide_b, share * hide_f)
+    b.g.nodes[f_node].update(_compute_attrs(_hide_all_to_all(f_parts, keep, slow * f_kinds.get(Kind.COMPUTE, 0.0))))
+    return _hide_all_to_all(b_parts, keep, slow * b_kinds.get(Kind.COMPUTE, 0.0))
 
 
-def _hide_all_to_all(parts: list[tuple[Pass, int]], hidden: float, slowdown: float) -> list[tuple[Pass, int]]:
-    """``parts`` with their all-to-all segments shortened by ``hidden`` seconds in all, plus
-    ``slowdown`` seconds of compute lost to the paired chunk's communication."""
-    total = sum(p.seconds_of(Kind.EP_COMM) * n for p, n in parts)
-    keep = 1.0 - hidden / total if total > 0 else 1.0
+def _hide_all_to_all(parts: list[tuple[Pass, int]], keep: float, slowdown: float) -> list[tuple[Pass, int]]:
+    """``parts`` with their all-to-all segments cut to the fraction ``keep`` left exposed, plus
+    ``slowdown`` seconds of compute lost to the SMs the pair's all-to-all holds."""
     out = [
         (
             Pass(
@@ -311,7 +310,8 @@ def _hide_all_to_all(parts: list[tuple[Pass, int]], hidden: float, slowdown: flo
         for p, n in parts
     ]
     if slowdown > 0:
-        out.append((Pass((Segment("SMs shared with the paired chunk's all-to-all", Kind.COMPUTE, slowdown),)), 1))
+        label = "SMs given to the paired chunk's all-to-all"
+        out.append((Pass((Segment(label, Kind.COMPUTE, slowdown),)), 1))
     return out
 
 

@@ -262,6 +262,9 @@ def _deepseek(f: _Fields) -> dict[str, Any]:
     fields["top_k"] = f.get("num_experts_per_tok")
     fields["moe_ffn_hidden_size"] = f.get("moe_intermediate_size")
     fields["shared_experts"] = f.get("n_shared_experts", 0)
+    groups, top_groups = f.get("n_group", 1) or 1, f.get("topk_group", 0) or 0
+    if 0 < top_groups < groups:  # group-limited routing: DeepSeek-V3 places one group per node (sec. 2.1.2)
+        fields["moe_max_nodes_per_token"] = top_groups
     first_dense = f.get("first_k_dense_replace", 0)
     freq = f.get("moe_layer_freq", 1) or 1
     dense = sum(1 for i in range(layers) if i < first_dense or i % freq)
@@ -271,7 +274,7 @@ def _deepseek(f: _Fields) -> dict[str, Any]:
 def _with_dense_layers(fields: dict[str, Any], dense: int, layers: int) -> dict[str, Any]:
     """An MoE model with ``dense`` dense layers; all dense means a dense model (no experts)."""
     if dense >= layers:
-        for key in ("num_experts", "top_k", "moe_ffn_hidden_size", "shared_experts"):
+        for key in ("num_experts", "top_k", "moe_ffn_hidden_size", "shared_experts", "moe_max_nodes_per_token"):
             fields.pop(key, None)
     elif dense:
         fields["first_dense_layers"] = dense

@@ -262,8 +262,13 @@ def _moe_block(
     experts_loc = max(1, model.num_experts // ep)
     tok = T * model.top_k  # (token, expert) pairs routed from this rank
     a2a_buffer = tok * h * e * load
-    a2a = coll.cost("all_to_all", a2a_buffer, Group(ep, t * cp))
-    a2a_sent = a2a_buffer * (ep - 1) / ep
+    if model.moe_max_nodes_per_token:  # node-limited routing (DeepSeek-V3 sec. 2.1.2 / 3.2.2)
+        a2a, a2a_sent = coll.node_limited_all_to_all(
+            h * e * load, T, model.top_k, model.moe_max_nodes_per_token, Group(ep, t * cp)
+        )
+    else:
+        a2a = coll.cost("all_to_all", a2a_buffer, Group(ep, t * cp))
+        a2a_sent = a2a_buffer * (ep - 1) / ep
     per_expert = max(1, round(tok * ep * load / model.num_experts))  # tokens each local expert runs
     routed = [
         gemm("expert fc1", per_expert, up * fe // t, h, experts_loc),

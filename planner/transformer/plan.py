@@ -22,7 +22,7 @@ from planner.hardware import Cluster
 from planner.transformer.keys import Kind
 from planner.transformer.layer import HeadCosts, LayerCosts, Pass, Segment, head_costs, layer_costs
 from planner.transformer.memory import Memory, memory
-from planner.transformer.schedules import SCHEDULES, Op, dualpipe_pairs
+from planner.transformer.schedules import SCHEDULES, Op, dualpipe_compute_share, dualpipe_pairs
 from planner.transformer.sharding import (
     chunk_stages,
     grad_reduce_bytes,
@@ -211,6 +211,11 @@ class StepPlan:
         if not self.dualpipe:
             return [frozenset()] * s.pp
         return [dualpipe_pairs(s.pp, s.micro_batches, r) for r in range(s.pp)]
+
+    @functools.cached_property
+    def pair_compute_share(self) -> float:
+        """DualPipe: the fraction of SMs an overlapped F & B pair computes on (the rest run its all-to-all)."""
+        return dualpipe_compute_share(self.comp.acc.compute_units)
 
     @functools.cached_property
     def fsdp(self) -> dict[bool, FsdpLayer]:

@@ -219,3 +219,36 @@ SCHEDULES: dict[str, Callable[[int, int, int, int], list[Op]]] = {
     "dualpipe": lambda p, m, stage, v: dualpipe(p, m, stage),
 }
 """Schedule name -> order function ``(p, m, stage, v)``; a new schedule is a new entry."""
+
+
+DUALPIPE_COMM_SMS = 20
+"""SMs DeepSeek-V3 gives its all-to-all kernels while an F & B pair overlaps (arXiv:2412.19437
+sec. 3.2.2: "only 20 SMs are sufficient to fully utilize the bandwidths of IB and NVLink", of
+H800's 132); the pair's computation runs on the others."""
+
+DUALPIPE_DEFAULT_SMS = 132
+"""SMs assumed for an accelerator whose catalog entry has no ``compute_units`` (H100/H800/H200 SXM)."""
+
+
+def dualpipe_compute_share(compute_units: int | None) -> float:
+    """The fraction of an accelerator's SMs left to computation while DualPipe's all-to-all kernels
+    hold :data:`DUALPIPE_COMM_SMS` of them (112 / 132 on H800)."""
+    units = compute_units or DUALPIPE_DEFAULT_SMS
+    return max(1, units - DUALPIPE_COMM_SMS) / units
+
+
+def overlapped_pair(compute_s: float, all_to_all_s: float, compute_share: float) -> tuple[float, float]:
+    """How a DualPipe F & B pair (DeepSeek-V3 sec. 3.2.1, Figure 4) runs ``compute_s`` seconds of
+    computation and ``all_to_all_s`` seconds of expert-parallel dispatch / combine, both halves
+    together: each micro-batch's attention and MLP run under the other's all-to-all. While the
+    all-to-all kernels run they hold ``1 - compute_share`` of the SMs (20 of 132), so computation
+    under them progresses at ``compute_share`` of its rate; before and after, on every SM. The
+    overlap window is ``w = min(all_to_all_s, compute_s / compute_share)`` and the pair takes
+    ``max(all_to_all_s, compute_s + (1 - compute_share) * all_to_all_s)`` instead of ``compute_s +
+    all_to_all_s``. Returns (the fraction of the all-to-all left exposed, ``all_to_all_s - w``; the
+    compute seconds lost per compute second, ``(1 - compute_share) * w / compute_s``); every other
+    kind of time (tensor-parallel collectives, host overhead) stays outside the overlap."""
+    if all_to_all_s <= 0 or compute_s <= 0:
+        return 1.0, 0.0
+    window = min(all_to_all_s, compute_s / compute_share)
+    return (all_to_all_s - window) / all_to_all_s, (1.0 - compute_share) * window / compute_s

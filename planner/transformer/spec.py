@@ -58,6 +58,15 @@ class TransformerSpec(BaseModel):
     head_dim: int | None = Field(
         default=None, gt=0, le=MAX_WIDTH, description="per attention head; default hidden_size / num_heads (Qwen3: 128)"
     )
+    moe_max_nodes_per_token: int | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_COUNT,
+        description=(
+            "node-limited routing: each token goes to experts on at most this many nodes, one network copy"
+            " per node (DeepSeek-V3 arXiv:2412.19437 sec. 2.1.2 / 3.2.2: M = 4); none = unbounded"
+        ),
+    )
     first_dense_layers: int = Field(
         default=0, ge=0, description="MoE models: the first layers are dense with ffn_hidden_size (DeepSeek-V3: 3)"
     )
@@ -73,6 +82,8 @@ class TransformerSpec(BaseModel):
             raise ValueError(f"num_heads {self.num_heads} must be a multiple of num_kv_heads {self.kv_heads}")
         if self.top_k > self.num_experts:
             raise ValueError(f"top_k {self.top_k} cannot exceed num_experts {self.num_experts}")
+        if self.moe_max_nodes_per_token is not None and not self.is_moe:
+            raise ValueError("moe_max_nodes_per_token needs a mixture-of-experts model (num_experts > 1)")
         if self.first_dense_layers and not self.is_moe:
             raise ValueError("first_dense_layers needs a mixture-of-experts model (num_experts > 1)")
         if self.first_dense_layers >= self.num_layers:

@@ -148,10 +148,10 @@ def _cluster(row: dict[str, str], line: int, unknown_ok: bool = False) -> Any:
 
 MODEL_COLUMNS = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size", "vocab_size",
                  "seq_len", "num_experts", "top_k", "moe_ffn_hidden_size", "shared_experts", "first_dense_layers",
-                 "head_dim")  # fmt: skip
+                 "head_dim", "moe_max_nodes_per_token")  # fmt: skip
 """Model columns read when present and not blank; each is the TransformerSpec field of that name
-(the last four are optional: fine-grained MoE widths, shared experts, leading dense layers, and a head
-width other than hidden_size / num_heads)."""
+(the last five are optional: fine-grained MoE widths, shared experts, leading dense layers, a head
+width other than hidden_size / num_heads, and node-limited routing's nodes per token)."""
 INT_STRATEGY_COLUMNS = ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "global_batch", "zero_stage")
 
 
@@ -179,7 +179,7 @@ def row_scenario(row: dict[str, str], line: int, unknown_ok: bool = False) -> tu
         v = _num(row, col, line)
         if v is not None:
             fields[col] = v
-    for col in ("recompute", "precision"):
+    for col in ("recompute", "precision", "schedule"):  # schedule: optional column (DualPipe rows)
         text = (row.get(col) or "").strip()
         if text:
             fields[col] = text
