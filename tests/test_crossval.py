@@ -58,6 +58,8 @@ def test_fit_sample_gives_every_source_a_turn() -> None:
     assert len(s) == 5 and s == sorted(s)
     assert {10, 11, 12} <= set(s)  # both "small" rows and the "one" row before a third "big" row
     assert cv.fit_sample(keys, 100) == list(range(13))
+    # with sizes, each source's smallest runs first (cheapest to re-cost): 8 and 16 GPUs, not 1024
+    assert cv.fit_sample(["s", "s", "s", "t"], 3, sizes=[1024, 8, 16, 4096]) == [1, 2, 3]
 
 
 def test_held_out_bookkeeping_by_hand(small_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -128,15 +128,19 @@ def _load(
     return out, bad
 
 
-def fit_sample(keys: Sequence[str], limit: int, seed: int = 0) -> list[int]:
-    """At most ``limit`` indices, drawn round-robin over the distinct ``keys`` (each key's rows shuffled
-    with ``seed``), so every source is represented before any gets a second turn; sorted."""
+def fit_sample(keys: Sequence[str], limit: int, sizes: Sequence[float] | None = None, seed: int = 0) -> list[int]:
+    """At most ``limit`` indices, drawn round-robin over the distinct ``keys`` so every source is represented
+    before any gets a second turn; sorted. Within a key, rows are shuffled with ``seed``, then (with
+    ``sizes``) taken smallest first: a run on thousands of GPUs costs seconds per trial calibration to
+    re-cost, a small one milliseconds, and the fit's constants are the same physical terms in both."""
     buckets: dict[str, list[int]] = {}
     for i, k in enumerate(keys):
         buckets.setdefault(k, []).append(i)
     rng = random.Random(seed)
     for b in buckets.values():
         rng.shuffle(b)
+        if sizes is not None:
+            b.sort(key=lambda i: -sizes[i])  # stable: ties keep the shuffle; pop() takes the smallest
     out: list[int] = []
     while len(out) < min(limit, len(keys)):
         for b in buckets.values():
@@ -207,8 +211,9 @@ def cross_validate_many(
         before = dict.fromkeys(bad) | dict(zip(tf, default_tf, strict=True)) | dict(zip(rs, default_rs, strict=True))
         per_row_s = (time.perf_counter() - t1) / max(1, len(rows))
         ok_tf = [j for j, p in enumerate(default_tf) if p is not None]
-        sample = [ok_tf[k] for k in fit_sample([source_key(rows[tf[j]][1].get("source") or "") for j in ok_tf],
-                                                max_rows_per_fit)]  # fmt: skip
+        keys = [source_key(rows[tf[j]][1].get("source") or "") for j in ok_tf]
+        sizes = [float(rows[tf[j]][1].get("num_gpus") or 1) for j in ok_tf]
+        sample = [ok_tf[k] for k in fit_sample(keys, max_rows_per_fit, sizes)]
         most = len(BOUNDS) * grid_points * (1 + n_groups * rounds) * len(sample)
         say(f"default constants: {len(rows)} rows predicted in {time.perf_counter() - t1:.0f} s; the refits need at "
             f"most {most:,} re-costed predictions (~{most * per_row_s * RECOST / 60:.0f} min at most; identical "
