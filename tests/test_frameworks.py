@@ -75,6 +75,8 @@ def test_explicit_flags_beat_the_framework() -> None:
     plain = planner.simulate("llama3-8b", attention="unfused", zero_stage=1, **kw)
     assert math.isclose(same.step_time_s, plain.step_time_s, rel_tol=1e-12)
     assert same.scenario["strategy"]["framework"] == "torchtitan"
+    assert "fsdp_prefetch" in same.scenario["framework_not_modelled"]
+    assert "framework_not_modelled" not in plain.scenario
 
 
 def test_fsdp_framework_with_pipeline_falls_back_to_zero1() -> None:

@@ -8,7 +8,7 @@ strategy fields the user left unset (:func:`apply`); an explicit flag always win
 Choices that depend on the accelerator generation (Transformer Engine picks FlashAttention-2 on
 Ampere and cuDNN's fused attention on Hopper; FlashAttention needs Ampere or later) are held per
 generation (:class:`GenChoices`). Choices the step graph cannot express are documented here and
-named in the result (``not_modelled``): FSDP prefetch depth and reshard policy (the graph gathers
+named in the result (``scenario.framework_not_modelled``): FSDP prefetch depth and reshard policy (the graph gathers
 each layer's parameters one layer ahead and frees them after use, as FSDP2's implicit prefetch does;
 FSDP1's ``BACKWARD_POST`` issues the next gather a little later), fused optimizers (the optimizer step is priced as its bytes over HBM either
 way) and CUDA graphs (all listed frameworks launch eagerly by default: the fitted ``layer_host_s``).

@@ -17,6 +17,7 @@ from planner.costs.kernels import attention_figure
 from planner.energy import Energy, estimate_energy
 from planner.engine import Timeline
 from planner.result import TimelineResult, cluster_summary, length, merge, overlap, step_price, subtract
+from planner.transformer.frameworks import framework as framework_entry
 from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.memory import Memory
 from planner.transformer.spec import TransformerSpec
@@ -181,6 +182,8 @@ def assemble(plan: StepPlan, sg: StepGraph, tl: Timeline) -> StepResult:
     }
     if s.fused_attention:  # which kernel benchmark (or which default) priced the attention
         scenario["attention_kernel"] = attention_figure(cluster.accelerator.id, s.attention).basis
+    if s.framework is not None:  # the framework's documented choices the step graph does not express
+        scenario["framework_not_modelled"] = dict(framework_entry(s.framework).not_modelled)
     res = StepResult(
         step_time_s=step,
         mfu=model_flops / (step * n * peak),
