@@ -36,7 +36,8 @@ def format_result(r: StepResult) -> str:
         f"  micro-batch {st['micro_batch']}"
         f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batches/replica)",
         f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
-        f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}",
+        f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}"
+        + (f", framework {st['framework']}" if st.get("framework") else ""),
         "",
         f"step time        {r.step_time_s:10.3f} s" + band_text(r.uncertainty),
         f"MFU / HFU        {r.mfu:10.1%} / {r.hfu:.1%}",
