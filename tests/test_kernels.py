@@ -11,7 +11,7 @@ import yaml
 import planner
 from planner.calibration import DEFAULT
 from planner.costs.compute import ComputeModel
-from planner.costs.kernels import attention_figure, combined_tflops, table_path
+from planner.costs.kernels import attention_figure, catalog_note, combined_tflops, table_path
 from planner.hardware import catalog
 
 
@@ -46,6 +46,8 @@ def test_unmeasured_accelerator_names_its_default() -> None:
     assert fig.tflops is None and "no published fa2 benchmark for mi300x-192gb" in fig.basis
     # a kernel the accelerator has no figure for (FlashAttention-3 is Hopper-only) says so too
     assert attention_figure("a100-sxm-80gb", "fa3").tflops is None
+    assert catalog_note("mi300x-192gb").startswith("default: 0.8057 x GEMM ceiling")
+    assert catalog_note("h200-sxm-141gb") == "fa2,fa3,cudnn (as h100-sxm-80gb)"
     r = planner.simulate("llama3-8b", accelerator="mi300x-192gb", gpus=8, global_batch=16)
     assert "no published fa2 benchmark" in r.scenario["attention_kernel"]
 

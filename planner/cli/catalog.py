@@ -21,6 +21,7 @@ SHORT_HEADERS = {"memory_bandwidth_gb_s": "hbm_gb_s"}
 
 def _tables(what: str | None) -> dict[str, list[dict[str, Any]]]:
     """The rows of each catalog table asked for (all when ``what`` is None)."""
+    from planner.costs.kernels import catalog_note
     from planner.hardware import catalog
     from planner.transformer.spec import _preset_data
 
@@ -36,6 +37,7 @@ def _tables(what: str | None) -> dict[str, list[dict[str, Any]]]:
                 "memory_gib": x.memory_gib,
                 "memory_bandwidth_gb_s": x.memory_bandwidth_gb_s,
                 "scale_up_gb_s": x.scale_up_gb_s,
+                "attention_figures": catalog_note(x.id),  # hardware_specs/kernels.yaml, or the default used
             }
             for x in cat.accelerators.values()
         ]

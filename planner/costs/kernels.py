@@ -76,3 +76,13 @@ def attention_figure(accelerator_id: str, kernel: str) -> AttentionFigure:
         return AttentionFigure(combined_tflops(entry), ratio, f"{k} measured on {on}: {entry['source'].strip()}")
     note = DEFAULT_NOTE.format(kernel=k, acc=accelerator_id, ratio=ratio, source=default["source"])
     return AttentionFigure(None, ratio, note)
+
+
+def catalog_note(accelerator_id: str) -> str:
+    """One line for the catalog listing: the kernels with a published figure, or the default used."""
+    table = load_table()
+    found = table["by_accelerator"].get(accelerator_id)
+    if found is None:
+        return f"default: {float(table['default']['of_gemm_ceiling']):g} x GEMM ceiling"
+    measured_on, kernels = found
+    return ",".join(kernels) + ("" if measured_on == accelerator_id else f" (as {measured_on})")
