@@ -63,6 +63,7 @@ def test_wheel_holds_the_catalog_presets_and_only_current_modules(source: Path, 
         assert f"planner/hardware_specs/{yaml_file.name}" in names
     for preset in sorted((source / "planner" / "presets").glob("*.yaml")):
         assert f"planner/presets/{preset.name}" in names
+    assert "planner/data/uncertainty.json" in names  # the error band's table (planner.uncertainty)
     shipped = {n for n in names if n.startswith("planner/") and n.endswith(".py")}
     assert shipped == {p.relative_to(source).as_posix() for p in (source / "planner").rglob("*.py")}
 

@@ -69,7 +69,7 @@ def test_band_applies_the_percentiles_to_the_prediction(tmp_path: Path) -> None:
 
 def test_shipped_table_is_complete_and_ordered() -> None:
     data = json.loads(DATA_FILE.read_text())
-    assert "percentile" in data["definition"] and data["generated_by"].startswith("planner validate --cross-validate")
+    assert "percentile" in data["definition"] and "--cross-validate" in data["generated_by"]
     groups = data["groups"]
     assert {"transformer|*", "recsys|*"} <= set(groups)
     for key, g in groups.items():
