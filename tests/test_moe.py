@@ -291,7 +291,8 @@ def test_memory_per_active_expert_by_hand() -> None:
     # copy (top-2), the permuted input (h) and the expert's fc1 outputs and activation (3 x f_e)
     sb = 2048
     stored, _ = layer_activation_bytes(TINY, s, E, moe=True)
-    attn_part = (4 * E + 2) * sb * h + E * sb * (2 * h + 2 * 256)
+    # a SwiGLU model trains without dropout, so no dropout masks (the GPT shape's "+2" of 34 sbh)
+    attn_part = 4 * E * sb * h + E * sb * (2 * h + 2 * 256)
     assert stored == attn_part + E * sb * fe * 3 + sb * 2 * (E * h + E * fe * 3)
     dense, _ = layer_activation_bytes(TINY, s, E, moe=False)
     assert dense == attn_part + E * sb * 2048 * 3
