@@ -37,6 +37,8 @@ def _column(name: str, s: pd.Series) -> tuple[pd.Series, Any]:
         if fmt is None:
             big = pd.api.types.is_integer_dtype(s) or s.abs().max() >= 1000
             fmt = "localized" if big else "%.4g"
+            if big and not pd.api.types.is_integer_dtype(s):
+                s = s.round().astype("int64")  # 395,644 tokens/s, not 395,644.468
         return (s * 100 if kind == "percent" else s), st.column_config.NumberColumn(label, format=fmt)
     if numeric or kind == "seconds":
         return s.map(lambda v: fmt_value(v, kind)), st.column_config.TextColumn(label)
