@@ -41,6 +41,7 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
     row, line, calib = args
     key = (line, tuple(row.items()))
     hit = _COMPILED.get(key)
+    defaulted: list[str] = []
     try:
         if hit is None:
             model, cluster, strategy, defaulted = row_scenario(row, line)
