@@ -8,13 +8,15 @@ branches on the kind of workload; it asks the registry for the family and calls 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.calibration import Calibration
-from planner.engine import Timeline
 from planner.hardware import Cluster
+
+if TYPE_CHECKING:  # annotations only: the contract does not need the engine loaded
+    from planner.engine import Timeline
 
 
 class _Model(BaseModel):
