@@ -15,7 +15,7 @@ WIDTH = 100
 MIN_COL = 12
 """Narrowest a column is cut to when a table is too wide (its header stays whole)."""
 
-SHORT_HEADERS = {"memory_bandwidth_gb_s": "hbm_gb_s"}
+SHORT_HEADERS = {"memory_bandwidth_gb_s": "hbm_gb_s", "attention_figures": "attention", "scale_up_gb_s": "up_gb_s"}
 """Text headers for JSON keys too long for a table line (the JSON keeps the keys)."""
 
 
