@@ -284,3 +284,13 @@ def test_simulate_tp_across_nodes_is_noted_and_out_of_memory_is_greyed() -> None
     assert any("spans 2 nodes of 8 GPUs" in w.value for w in at.warning)
     assert any("Does not fit" in e.value for e in at.error)
     assert at.get("html") and "sim_metrics_oom" in at.get("html")[0].proto.body
+
+
+def test_simulate_shows_the_band_and_a_framework_changes_the_step() -> None:
+    at = page("simulate").run()
+    assert any("Step time band" in c.value and "comparable published runs" in c.value for c in at.caption)
+    base = metrics(at)["Step time"]
+    # torchtitan on H100 picks FlashAttention-2 and FSDP (ZeRO 3): a different step than planner's defaults
+    at.selectbox(key="sim_framework").select("torchtitan").run()
+    assert not at.exception and not at.error
+    assert metrics(at)["Step time"] != base

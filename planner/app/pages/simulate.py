@@ -18,6 +18,8 @@ from planner.app.common import (
     simulate_cached,
 )
 from planner.app.inputs import hardware_input, init_inputs, model_input
+from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES
+from planner.transformer.frameworks import FRAMEWORK_NAMES
 from planner.transformer.strategy import PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
 from planner.units_format import fmt_seconds, fmt_usd
 
@@ -27,6 +29,7 @@ LAYOUT_KEYS: dict[str, Any] = {
     "sim_precision": "bf16", "sim_schedule": "default", "sim_cp_algorithm": "ring",
     "sim_moe_capacity_factor": 0.0, "sim_moe_imbalance": 1.0, "sim_moe_shared_expert_overlap": False,
     "sim_rs_global_batch": 0, "sim_rs_sharding": "auto", "sim_rs_precision": "default",
+    "sim_framework": "none", "sim_rs_framework": "none",
 }  # fmt: skip
 """The layout's widgets at the layout the API resolves when given nothing (1 of each, no ZeRO,
 no recomputation); 0 means "let planner choose" (global batch) or "dropless" (capacity factor)."""
@@ -57,7 +60,10 @@ def _recsys_fields() -> dict[str, Any]:
     sharding = sb.selectbox("Embedding sharding", list(SHARDING_CHOICES), key="sim_rs_sharding")
     prec = sb.selectbox("Dense precision", ["default", "fp16", "bf16", "tf32", "fp32"], key="sim_rs_precision",
                         help="default: the API's (planner.recsys.strategy.RecsysStrategy)")  # fmt: skip
-    fields = {"global_batch": int(gb) or None, "sharding": sharding, "precision": None if prec == "default" else prec}
+    fw = sb.selectbox("Framework", ["none", *RECSYS_FRAMEWORK_NAMES], key="sim_rs_framework",
+                      help="documented choices of the training stack (planner/recsys/frameworks.py)")  # fmt: skip
+    fields = {"global_batch": int(gb) or None, "sharding": sharding, "precision": None if prec == "default" else prec,
+              "framework": None if fw == "none" else fw}  # fmt: skip
     return {k: v for k, v in fields.items() if v}
 
 
@@ -77,6 +83,9 @@ def _layout_fields() -> dict[str, Any]:
     schedule = sb.selectbox("Pipeline schedule", ["default", *SCHEDULE_CHOICES], key="sim_schedule")
     sp = sb.checkbox("Sequence parallelism", key="sim_sequence_parallel")
     precision = sb.selectbox("Precision", list(PRECISION_CHOICES), key="sim_precision")
+    framework = sb.selectbox("Framework", ["none", *FRAMEWORK_NAMES], key="sim_framework",
+                             help="fills the choices you leave unset (attention kernel, overlap, optimizer sharding)"
+                             " from the framework's documented defaults (planner/transformer/frameworks.py)")  # fmt: skip
     with sb.expander("Experts and long context"):
         cp_algorithm = st.selectbox("Context-parallel algorithm", ["ring", "ulysses"], key="sim_cp_algorithm")
         capacity = st.number_input("MoE capacity factor (0: dropless)", min_value=0.0, step=0.25,
@@ -90,8 +99,10 @@ def _layout_fields() -> dict[str, Any]:
         "schedule": None if schedule == "default" else schedule, "sequence_parallel": bool(sp),
         "precision": precision, "cp_algorithm": cp_algorithm, "moe_capacity_factor": float(capacity) or None,
         "moe_imbalance": float(imbalance), "moe_shared_expert_overlap": bool(shared_overlap),
+        "framework": None if framework == "none" else framework,
     }  # fmt: skip
-    return {k: v for k, v in fields.items() if v is not None}
+    # a widget left at its default is not sent: the API's default (or the framework's) applies, as on the CLI
+    return {k: v for k, v in fields.items() if v is not None and v != LAYOUT_KEYS.get(f"sim_{k}")}
 
 
 def _sidebar() -> tuple[str, tuple[str, str], int | None, dict[str, Any], bool]:
@@ -144,6 +155,12 @@ def _metrics(r: dict[str, Any], recsys: bool) -> None:
         cols = box.columns(4)
         for c, (label, value) in zip(cols, figures[start : start + 4], strict=True):
             c.metric(label, value)
+    band = r.get("uncertainty")
+    if band:
+        st.caption(escape_md(
+            f"Step time band: {fmt_seconds(band['low_s'])} to {fmt_seconds(band['high_s'])}, the 10th-90th percentile"
+            f" of the cross-validated errors of {band['rows']} comparable published runs ({band['group']})."
+        ))  # fmt: skip
     if cost["price_source"]:
         st.caption(escape_md(f"Price of {cost['price_date']}; source: {cost['price_source']}"))
     elif cost["usd_per_hour"] is None:
