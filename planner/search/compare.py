@@ -17,6 +17,7 @@ last) or wall time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from planner.calibration import DEFAULT, Calibration
 from planner.errors import PlannerInputError
@@ -68,20 +69,27 @@ def _estimated_run(
     )
 
 
-def choose_gpus(
-    searcher: Searcher,
-    model: TransformerSpec,
-    instance: str,
-    tokens: float,
-    gm: GoodputModel,
-    *,
-    deadline_days: float | None,
-    budget_usd: float | None,
-    max_gpus: int,
-    global_batch: int | None,
-    space: SearchSpace | None = None,
-) -> int | None:
+@dataclass(frozen=True)
+class RowRequest:
+    """What every instance's row of one comparison shares: the search, the model, the run and its
+    constraints."""
+
+    searcher: Searcher
+    model: TransformerSpec
+    tokens: float
+    goodput: GoodputModel
+    deadline_days: float | None
+    budget_usd: float | None
+    max_gpus: int
+    global_batch: int | None
+    objective: Objective
+    space: SearchSpace | None = None
+
+
+def choose_gpus(req: RowRequest, instance: str) -> int | None:
     """The GPU count for an instance when none is given (see the module docstring); None if none fits."""
+    searcher, model, tokens, gm, space = req.searcher, req.model, req.tokens, req.goodput, req.space
+    deadline_days, budget_usd, max_gpus, global_batch = req.deadline_days, req.budget_usd, req.max_gpus, req.global_batch
     node = catalog().node_type(catalog().instance(instance).node_type)
     k = node.gpus_per_node
     plans: list[tuple[int, RunPlan]] = []
@@ -153,23 +161,11 @@ def compare(
         simulator=FullSimulator(workers=workers, calib=calib, progress=progress),
         calib=calib,
     )
+    req = RowRequest(searcher, spec, n_tokens, gm, deadline_days, budget_usd, max_gpus, global_batch, objective, space)
     rows = []
     for i in instances:
         try:
-            row = _row(
-                searcher,
-                spec,
-                i,
-                gpus,
-                n_tokens,
-                gm,
-                deadline_days,
-                budget_usd,
-                max_gpus,
-                global_batch,
-                objective,
-                space,
-            )
+            row = _row(req, i, gpus)
             rows.append(row)
         except PlannerInputError as e:  # this hardware cannot run it (e.g. no NIC figure): its row says why
             rows.append(CompareRow(**_base(i), gpus=gpus, fits=False, reason=str(e)))
@@ -204,55 +200,23 @@ def _base(instance: str) -> dict:
     }
 
 
-def _row(
-    searcher: Searcher,
-    spec: TransformerSpec,
-    instance: str,
-    gpus: int | None,
-    tokens: float,
-    gm: GoodputModel,
-    deadline_days: float | None,
-    budget_usd: float | None,
-    max_gpus: int,
-    global_batch: int | None,
-    objective: Objective,
-    space: SearchSpace | None = None,
-) -> CompareRow:
+def _row(req: RowRequest, instance: str, gpus: int | None) -> CompareRow:
     """One instance's row: its GPU count, best layout and run, and whether it meets the constraints."""
     base = _base(instance)
+    searcher, spec, deadline_days, budget_usd = req.searcher, req.model, req.deadline_days, req.budget_usd
     n = gpus
     if n is None:
-        n = choose_gpus(
-            searcher,
-            spec,
-            instance,
-            tokens,
-            gm,
-            deadline_days=deadline_days,
-            budget_usd=budget_usd,
-            max_gpus=max_gpus,
-            global_batch=global_batch,
-            space=space,
-        )
+        n = choose_gpus(req, instance)
         if n is None:
-            return CompareRow(**base, fits=False, reason=f"no layout fits on up to {max_gpus} GPUs")
+            return CompareRow(**base, fits=False, reason=f"no layout fits on up to {req.max_gpus} GPUs")
     try:
         cluster = resolve_cluster(gpus=n, instance=instance)
     except PlannerInputError as e:
         return CompareRow(**base, gpus=n, fits=False, reason=str(e))
-    gb = global_batch if global_batch is not None else default_global_batch(spec, n)
+    gb = req.global_batch if req.global_batch is not None else default_global_batch(spec, n)
     try:
-        res = searcher.run(
-            spec,
-            cluster,
-            global_batch=gb,
-            objective=objective,
-            top=1,
-            tokens=tokens,
-            goodput=gm,
-            alternatives=False,
-            space=space,
-        )
+        res = searcher.run(spec, cluster, global_batch=gb, objective=req.objective, top=1, tokens=req.tokens,
+                           goodput=req.goodput, alternatives=False, space=req.space)  # fmt: skip
     except NoLayoutFits as e:
         return CompareRow(**base, gpus=n, fits=False, reason=e.rule)
     best = res.results[0]
