@@ -33,6 +33,9 @@ class Estimate(_Model):
     optimizer_s: float
     peak_gib: float
     fits: bool
+    overflow_term: str | None = Field(
+        default=None, description="when it does not fit, the kind of its largest memory term (activations, ...)"
+    )
 
 
 class WorkloadFamily(Protocol):

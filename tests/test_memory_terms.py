@@ -4,6 +4,8 @@ choices a validation row is predicted with."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from planner.costs.compute import BYTES_PER_ELEMENT
@@ -118,14 +120,26 @@ def test_interleaved_overflow_counts_layers_per_chunk() -> None:
 
 
 def test_overflow_term_names_the_kind() -> None:
-    from planner.search.explain import overflow_term
+    """The search counts a dropped layout by the largest term of its plan's memory (the estimate's
+    ``overflow_term``), without working memory out a second time."""
+    from planner.calibration import DEFAULT
+    from planner.registry import family
 
+    fam = family("transformer")
     spec = load_model("llama3-405b")
     cluster = resolve_cluster(gpus=16384, accelerator="h100-sxm-80gb")
+
+    def estimate(s: object) -> Any:
+        return fam.estimate(fam.plan(spec, s, cluster, DEFAULT))
+
     no_sp = check_layout(make_strategy(**{**LLAMA3, "sequence_parallel": False}), spec, cluster)
-    assert overflow_term(spec, cluster, no_sp) == "activations"
+    e = estimate(no_sp)
+    assert not e.fits and e.overflow_term == "activations"
     no_pp = check_layout(make_strategy(tp=8, pp=1, recompute="full", zero_stage=1, global_batch=2048), spec, cluster)
-    assert overflow_term(spec, cluster, no_pp) == "gradients"
+    e = estimate(no_pp)
+    assert not e.fits and e.overflow_term == "gradients"
+    fitting = check_layout(make_strategy(**LLAMA3), spec, cluster)
+    assert estimate(fitting).overflow_term is None
 
 
 def test_torchtitan_loss_and_op_level_checkpointing() -> None:

@@ -122,14 +122,6 @@ def memory_reason(model: TransformerSpec, cluster: Cluster, s: Strategy) -> str:
     return f"out of memory: {m.overflow}"
 
 
-def overflow_term(model: TransformerSpec, cluster: Cluster, s: Strategy) -> str:
-    """The kind of the largest memory term of the resolved layout ``s``: ``activations``,
-    ``optimizer states``, ``gradients``, ``weights`` (how ``planner search`` counts the layouts
-    it drops for memory)."""
-    what = memory(model, s, cluster, BYTES_PER_ELEMENT[s.precision]).terms()[0][0]
-    return "activations" if what.startswith("activations") else what
-
-
 def check(model: TransformerSpec, cluster: Cluster, s: Strategy) -> tuple[Strategy | None, str | None]:
     """The resolved strategy, or the rule it breaks."""
     try:

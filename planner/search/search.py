@@ -24,7 +24,6 @@ from planner.search.explain import (
     check,
     explain,
     memory_reason,
-    overflow_term,
     signature,
     usual_alternatives,
     usual_families,
@@ -193,7 +192,7 @@ class Searcher:
         fitting = [c for c in cands if c.estimate.fits]
         for c in cands:
             if not c.estimate.fits:  # counted by the term that overflows (activations, optimizer states, ...)
-                key = f"memory: does not fit ({overflow_term(model, clusters[c.gpus], c.strategy)} largest)"
+                key = f"memory: does not fit ({c.estimate.overflow_term} largest)"  # the plan's own memory
                 rejected[key] = rejected.get(key, 0) + 1
         if not any(c.gpus == n for c in fitting):
             raise self._impossible(cands, rejected, cluster)

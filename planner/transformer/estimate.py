@@ -73,6 +73,7 @@ def estimate(plan: StepPlan) -> Estimate:
         optimizer_s=opt,
         peak_gib=plan.memory.peak_gib,
         fits=plan.memory.fits,
+        overflow_term=None if plan.memory.fits else plan.memory.largest_term,
     )
 
 

@@ -98,6 +98,12 @@ class Memory(BaseModel):
         return sorted(named, key=lambda kv: -kv[1])
 
     @property
+    def largest_term(self) -> str:
+        """The kind of the largest term: ``activations``, ``optimizer states``, ``gradients``, ..."""
+        what = self.terms()[0][0]
+        return "activations" if what.startswith("activations") else what
+
+    @property
     def overflow(self) -> str:
         """The largest term and the total, e.g. ``activations of 16 in-flight micro-batches x 8
         layers: 63.3 GiB of 82.7 GiB (capacity 80 GiB)``: why a layout does not fit."""
