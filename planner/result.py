@@ -22,6 +22,11 @@ class TimelineResult(BaseModel):
     _timeline: Timeline | None = PrivateAttr(default=None)
     _graph: Any = PrivateAttr(default=None)
 
+    def attach(self, graph: Any, timeline: Timeline) -> None:
+        """Keep the played graph and its timeline with the result (for the trace and the app's Gantt)."""
+        self._graph = graph
+        self._timeline = timeline
+
     def write_trace(self, path: str | Path) -> int:
         """Write the step's timeline as a Chrome trace (open in ui.perfetto.dev); returns events."""
         if self._timeline is None or self._graph is None:

@@ -212,6 +212,5 @@ def assemble(p: RecsysPlan, rg: RecsysGraph, tl: Timeline) -> RecsysStepResult:
         calibration=calib.name,
     )
     res.energy = estimate_energy(res, cluster)
-    res._timeline = tl
-    res._graph = rg.graph
+    res.attach(rg.graph, tl)
     return res

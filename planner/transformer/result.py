@@ -201,6 +201,5 @@ def assemble(plan: StepPlan, sg: StepGraph, tl: Timeline) -> StepResult:
         calibration=calib.name,
     )
     res.energy = estimate_energy(res, cluster)
-    res._timeline = tl
-    res._graph = sg.graph
+    res.attach(sg.graph, tl)
     return res
