@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
+from planner.units_format import wrap
 
 # ------------------------------------------------------------------------------ constants, sourced
 
@@ -310,15 +311,16 @@ def format_energy(r: Any) -> list[str]:
         return [f"energy           {no_energy_reason(r.scenario['cluster']['accelerator'])}"]
     inst = r.cost.usd_per_step
     beside = f" (instance ${inst:,.4g}/step)" if inst is not None else ""
-    lines = [
+    lines = wrap(
         f"energy           {e.kwh_per_step:,.4g} kWh/step at the meter (PUE {e.pue:g}),"
         f" {e.avg_accelerator_power_w:,.0f} W avg per GPU of {e.accelerator_max_power_w:,.0f},"
         f" {e.co2_kg_per_step:,.3g} kg CO2e/step ({e.grid_gco2_per_kwh:g} g/kWh),"
         f" electricity ${e.energy_usd_per_step:,.3g}/step{beside}"
-    ]
+    )
     if e.kwh_per_run is not None and e.co2_kg_per_run is not None and e.energy_usd_per_run is not None:
-        lines.append(
+        lines += wrap(
             f"  whole run: {e.kwh_per_run / 1e3:,.4g} MWh, {e.co2_kg_per_run / 1e3:,.4g} t CO2e,"
-            f" ${e.energy_usd_per_run:,.0f} of electricity (failures and restarts not counted)"
+            f" ${e.energy_usd_per_run:,.0f} of electricity (failures and restarts not counted)",
+            indent="    ",
         )
     return lines

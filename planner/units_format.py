@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from typing import Literal
 
 Kind = Literal["usd", "usd_small", "percent", "seconds", "days", "gib", "ratio", "count", "number", "text"]
@@ -152,3 +153,13 @@ def fmt_value(v: object, kind: Kind) -> str:
     if kind == "count":
         return f"{int(v):,}"
     return f"{v:,.4g}" if isinstance(v, float) else f"{v:,}"
+
+
+TEXT_WIDTH = 100
+"""Columns of the CLI's text output."""
+
+
+def wrap(line: str, indent: str = " " * 17) -> list[str]:
+    """A long line of the CLI's text as lines of at most :data:`TEXT_WIDTH` columns, continued under
+    ``indent`` (by default the value column of ``cost   ...``/``energy   ...`` lines)."""
+    return textwrap.wrap(line, TEXT_WIDTH, subsequent_indent=indent, break_long_words=False) or [line]

@@ -432,3 +432,12 @@ def test_shared_bad_input_list_is_covered() -> None:
         "validate-missing", "validate-columns",
     ):  # fmt: skip
         assert needed in ids
+
+
+@pytest.mark.parametrize("argv", [["simulate"], ["simulate", "--model", "dlrm-criteo-1tb"]], ids=["transformer", "recsys"])
+def test_simulate_text_fits_100_columns(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """The default outputs name a long price source and energy line: they wrap, not overflow."""
+    rc, out, _ = run_cli(argv, capsys)
+    assert rc == 0
+    assert "price:" in out and "energy" in out
+    assert max(len(line) for line in out.splitlines()) <= 100, max(out.splitlines(), key=len)

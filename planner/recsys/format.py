@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from planner.recsys.result import RecsysStepResult
 from planner.uncertainty import band_text
+from planner.units_format import wrap
 
 
 def format_recsys(r: RecsysStepResult) -> str:
@@ -14,8 +15,9 @@ def format_recsys(r: RecsysStepResult) -> str:
     mem = r.memory
     counts = ", ".join(f"{v} {k.replace('_', '-')}" for k, v in sorted(r.sharding["counts"].items()))
     lines = [
-        f"{m['name']} ({m['tables']} tables, {m['embedding_gib']:,.1f} GiB of embeddings, {m['interaction']} interaction)"
-        f" on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
+        *wrap(f"{m['name']} ({m['tables']} tables, {m['embedding_gib']:,.1f} GiB of embeddings, {m['interaction']}"
+              f" interaction) on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
+              indent="  "),  # fmt: skip
         f"global batch {st['global_batch']:,} ({st['local_batch']:,} per GPU), dense {st['precision']},"
         f" sparse optimizer {m['sparse_optimizer']}"
         + (f", framework {st['framework']}" if st.get("framework") else ""),
@@ -50,14 +52,14 @@ def format_recsys(r: RecsysStepResult) -> str:
         f"  (rank {mem.rank})",
         f"  embeddings {mem.embeddings_gib:.1f}, dense {mem.dense_gib:.2f}, activations {mem.activations_gib:.1f},"
         f" reserved {mem.reserved_gib:.1f} GiB; host {mem.host_gib_per_node:.1f} GiB per node",
-        f"  tables on rank {mem.rank}: {shown}",
+        *wrap(f"  tables on rank {mem.rank}: {shown}", indent="    "),
     ]
     cost = r.cost
     if cost.usd_per_hour is not None:
         lines += [
             "",
             f"cost             ${cost.usd_per_hour:,.2f}/hour, ${cost.usd_per_billion_samples:,.2f} per billion samples",
-            f"  price: {cost.price_source} ({cost.price_date})",
+            *wrap(f"  price: {cost.price_source} ({cost.price_date})", indent="    "),
         ]
     else:
         lines += ["", "cost             no price for this hardware (use --instance for a priced cloud instance)"]

@@ -7,6 +7,7 @@ from typing import Any
 from planner.energy import format_energy
 from planner.transformer.result import StepResult
 from planner.uncertainty import band_text
+from planner.units_format import wrap
 
 
 def _cp_moe_note(st: dict[str, Any]) -> str:
@@ -67,7 +68,7 @@ def format_result(r: StepResult) -> str:
             "",
             f"cost             ${cost.usd_per_hour:,.2f}/hour, ${cost.usd_per_step:,.4f}/step,"
             f" ${cost.usd_per_million_tokens:,.4f} per million tokens",
-            f"  price: {cost.price_source} ({cost.price_date})",
+            *wrap(f"  price: {cost.price_source} ({cost.price_date})", indent="    "),
         ]
     else:
         lines += [
