@@ -15,6 +15,7 @@ from planner.energy import Site, estimate_energy, make_site
 from planner.engine import play
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
+from planner.keywords import HardwareChoice, take
 from planner.registry import family, family_of, load_model
 from planner.transformer.result import StepResult
 from planner.transformer.spec import TransformerSpec
@@ -45,12 +46,6 @@ def run_step(spec: Any, cluster: Cluster, strategy: Any, calib: Calibration = DE
 def simulate(
     model: str | Any = "gpt3-1.7b",
     *,
-    cluster: str | Cluster | None = None,
-    instance: str | None = None,
-    accelerator: str | None = None,
-    gpus: int | None = None,
-    gpus_per_node: int | None = None,
-    inter_node_gbps_per_gpu: float | None = None,
     seq_len: int | None = None,
     strategy: Strategy | None = None,
     calibration: Calibration | None = None,
@@ -59,18 +54,18 @@ def simulate(
     grid_gco2_per_kwh: float | None = None,
     usd_per_kwh: float | None = None,
     tokens: float | None = None,
-    **strategy_fields: Any,
+    **fields: Any,
 ) -> StepResult:
     """Predict one training step.
 
     ``model`` is a preset name, a YAML path, a :class:`TransformerSpec` or a :class:`RecsysSpec`
     (recommendation models take ``global_batch``, ``precision``, ``sharding`` =
     table|row|column|data|auto, ``placement``, ``host_memory_gib`` and return a
-    :class:`~planner.recsys.result.RecsysStepResult`); the hardware is one of
-    ``cluster`` (catalog id, YAML path or a resolved :class:`Cluster`), ``instance`` or
-    ``accelerator`` with ``gpus`` (defaults: :func:`planner.defaults.default_hardware`, 8 GPUs of
-    a priced p5.48xlarge instance); the layout is ``strategy`` or its fields as keywords
-    (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``, ...). The result's
+    :class:`~planner.recsys.result.RecsysStepResult`). ``fields`` are the hardware, the keywords of
+    :class:`~planner.keywords.HardwareChoice` (``cluster``, ``instance`` or ``accelerator`` with
+    ``gpus``, ...; default 8 GPUs of a priced p5.48xlarge instance), and, unless ``strategy`` is
+    given, the layout's fields (``tp=8, pp=16, micro_batch=1, global_batch=1536, recompute="full"``,
+    ...; an unknown one is a :class:`PlannerInputError` naming it). The result's
     ``energy`` uses ``site`` (a :class:`planner.energy.Site`) or its figures ``pue``,
     ``grid_gco2_per_kwh``, ``usd_per_kwh`` (defaults: planner.energy, sourced), and ``tokens``
     (the run's length, transformers) for the per-run figures.
@@ -85,15 +80,8 @@ def simulate(
     fam = family_of(spec)
     if tokens is not None and fam.unit != "tokens":
         raise PlannerInputError("tokens", f"a {fam.kind} model trains on {fam.unit}, not tokens")
-    hw = resolve_hardware(
-        cluster=cluster,
-        instance=instance,
-        accelerator=accelerator,
-        gpus=gpus,
-        gpus_per_node=gpus_per_node,
-        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
-    )
-    r = run_step(spec, hw, strategy if strategy is not None else fam.make_strategy(**strategy_fields),
+    hw = resolve_hardware(**take(fields, HardwareChoice))  # what is left are the strategy's fields
+    r = run_step(spec, hw, strategy if strategy is not None else fam.make_strategy(**fields),
                  calibration or DEFAULT)  # fmt: skip
     r.energy = estimate_energy(r, hw, where, tokens=tokens)  # the caller's site and run length
     return r

@@ -13,10 +13,14 @@ import statistics
 import time
 from typing import Any
 
+from pydantic import BaseModel
+from typing_extensions import TypedDict, Unpack
+
 from planner.calibration import DEFAULT, Calibration
 from planner.defaults import resolve_hardware
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
+from planner.keywords import HardwareChoice, reject_unknown, take
 from planner.registry import load_model
 from planner.search.enumerate import GridEnumerator
 from planner.search.evaluate import FullSimulator
@@ -325,76 +329,58 @@ def _dedupe(sims: list[Simulated]) -> list[Simulated]:
     return out
 
 
+class SearchOptions(TypedDict, total=False):
+    """The keywords of :meth:`Searcher.run` (there with their defaults), which :func:`search` passes on:
+    ``global_batch`` (default :func:`default_global_batch`), ``objective`` (time|cost|...), ``top``
+    (results kept), ``min_gpus`` (fewest GPUs tried), ``space`` (the grid), ``tokens`` (run length,
+    default 20 per parameter), ``goodput`` (failures and checkpoints), ``alternatives`` (explain the
+    winner against the usual layouts)."""
+
+    global_batch: int | None
+    objective: Objective
+    top: int
+    min_gpus: int | None
+    space: SearchSpace | None
+    tokens: float | None
+    goodput: GoodputModel | None
+    alternatives: bool
+
+
+class SearchKwargs(HardwareChoice, SearchOptions, total=False):
+    """The keywords of :func:`search` past its own: the hardware and the options of the run."""
+
+
 def search(
     model: str | TransformerSpec,
     *,
-    cluster: str | Cluster | None = None,
-    instance: str | None = None,
-    accelerator: str | None = None,
-    gpus: int | None = None,
-    gpus_per_node: int | None = None,
-    inter_node_gbps_per_gpu: float | None = None,
     seq_len: int | None = None,
-    global_batch: int | None = None,
-    objective: Objective = "time",
-    top: int = 10,
-    min_gpus: int | None = None,
-    space: SearchSpace | None = None,
-    tokens: float | None = None,
-    goodput: GoodputModel | None = None,
     workers: int | None = None,
     progress: bool = False,
     calibration: Calibration | None = None,
-    alternatives: bool = True,
+    **options: Unpack[SearchKwargs],
 ) -> SearchResult:
-    """Find the best layouts of ``model`` on the named hardware; see :class:`Searcher`.
+    """Find the best layouts of ``model`` on the hardware of ``options`` (:class:`HardwareChoice`)
+    with the rest of ``options`` (:class:`SearchOptions`); see :class:`Searcher`.
 
     Defaults: the hardware of :func:`planner.defaults.default_hardware` (8 GPUs of a priced
     p5.48xlarge), ``min_gpus`` a quarter of the GPUs (:func:`default_min_gpus`), ``global_batch``
-    about 4M tokens (:func:`default_global_batch`).
+    about 4M tokens (:func:`default_global_batch`). ``workers`` processes simulate the finalists
+    (default: all cores); an unknown keyword is a ``TypeError``.
 
     >>> r = search("gpt3-175b", accelerator="a100-sxm-80gb", gpus=1024, global_batch=1536)  # doctest: +SKIP
     >>> r.results[0].layout.label, r.results[0].step_time_s  # doctest: +SKIP
     """
+    reject_unknown("search", options, SearchKwargs)
+    run_options: dict[str, Any] = dict(options)
+    hw = resolve_hardware(**take(run_options, HardwareChoice))  # the rest are the run's options
     spec = load_model(model, seq_len) if isinstance(model, str) else model
     require_transformer(spec)
-    hw = resolve_hardware(
-        cluster=cluster,
-        instance=instance,
-        accelerator=accelerator,
-        gpus=gpus,
-        gpus_per_node=gpus_per_node,
-        inter_node_gbps_per_gpu=inter_node_gbps_per_gpu,
-    )
-    min_gpus = default_min_gpus(hw.num_gpus, min_gpus)
+    run_options["min_gpus"] = default_min_gpus(hw.num_gpus, run_options.get("min_gpus"))
     calib = calibration or DEFAULT
-    key = (
-        spec.model_dump_json(),
-        hw.model_dump_json(),
-        global_batch,
-        objective,
-        top,
-        min_gpus,
-        (space or SearchSpace()).model_dump_json(),
-        tokens,
-        (goodput or GoodputModel()).model_dump_json(),
-        calib.model_dump_json(),
-        alternatives,
-    )
+    given = sorted((k, v.model_dump_json() if isinstance(v, BaseModel) else v) for k, v in run_options.items())
+    key = (spec.model_dump_json(), hw.model_dump_json(), calib.model_dump_json(), *given)
     if key in _SEARCH_CACHE:
         return _SEARCH_CACHE[key]
     searcher = Searcher(simulator=FullSimulator(workers=workers, calib=calib, progress=progress), calib=calib)
-    res = searcher.run(
-        spec,
-        hw,
-        global_batch=global_batch,
-        objective=objective,
-        top=top,
-        min_gpus=min_gpus,
-        space=space,
-        tokens=tokens,
-        goodput=goodput,
-        alternatives=alternatives,
-    )
-    _SEARCH_CACHE[key] = res
+    res = _SEARCH_CACHE[key] = searcher.run(spec, hw, **run_options)
     return res

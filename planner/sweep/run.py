@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel
+from typing_extensions import TypedDict, Unpack
 
 from planner.errors import PlannerInputError
+from planner.keywords import reject_unknown
 from planner.sweep.executors import POINT_TIMEOUT_S, DaskScheduler, Job, LocalProcesses
 from planner.sweep.spec import SweepSpec, check_count, load_spec, point_key
 from planner.sweep.store import Store, columns, export, store_path
@@ -134,20 +136,23 @@ def run_sweep(
     return report, rows
 
 
-def sweep(
-    spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec,
-    *,
-    out: str | os.PathLike[str] | None = None,
-    workers: int | None = None,
-    progress: bool = False,
-    scheduler: str | None = None,
-    calibration: Any = None,
-    max_points: int | None = None,
-    point_timeout_s: float | None = POINT_TIMEOUT_S,
-) -> Any:
+class SweepOptions(TypedDict, total=False):
+    """The keywords of :func:`run_sweep` (there with their defaults) that :func:`sweep` passes on."""
+
+    out: str | os.PathLike[str] | None
+    workers: int | None
+    progress: bool
+    scheduler: str | None
+    calibration: Any
+    max_points: int | None
+    point_timeout_s: float | None
+
+
+def sweep(spec: str | os.PathLike[str] | dict[str, Any] | SweepSpec, **options: Unpack[SweepOptions]) -> Any:
     """Run or resume a sweep (see :mod:`planner.sweep`) and return one row per point.
 
-    ``spec`` is a YAML path, a dict or a :class:`SweepSpec`; ``out`` the results file (``.db`` /
+    ``spec`` is a YAML path, a dict or a :class:`SweepSpec`. ``options`` (:class:`SweepOptions`; an
+    unknown one is a ``TypeError``): ``out`` the results file (``.db`` /
     ``.sqlite``: the store; ``.csv`` / ``.parquet``: exported, with the store at ``OUT.sqlite``;
     ``None``: in memory, nothing kept); ``workers`` local processes (default: all cores), or
     ``scheduler`` the address of a Dask distributed scheduler (``tcp://host:8786``); ``max_points``
@@ -161,10 +166,8 @@ def sweep(
     >>> rows = sweep({"base": {"model": "gpt3-1.7b", "accelerator": "a100-sxm-80gb", "global_batch": 64},
     ...               "axes": {"gpus": [8, 16], "micro_batch": [1, 2]}}, out="s.db")  # doctest: +SKIP
     """
-    _, rows = run_sweep(
-        spec, out=out, workers=workers, progress=progress, scheduler=scheduler, calibration=calibration,
-        max_points=max_points, point_timeout_s=point_timeout_s,
-    )  # fmt: skip
+    reject_unknown("sweep", options, SweepOptions)
+    _, rows = run_sweep(spec, **options)
     try:
         import pandas as pd
     except ImportError:
