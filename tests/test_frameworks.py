@@ -43,6 +43,10 @@ def _resolved(accelerator: str, gpus: int = 16, **fields: Any) -> Strategy:
         ("composer", "a100-sxm-40gb", 1, {"attention": "fa2", "zero_stage": 3}),
         ("llm-foundry", "a100-sxm-80gb", 1, {"attention": "fa2", "zero_stage": 3}),
         ("torchtitan", "v100-sxm2-32gb", 1, {"attention": "unfused"}),  # FlashAttention needs sm80
+        # MaxText's v5e/v5p scripts: XLA async collective fusion overlaps the tensor-axis collectives
+        ("maxtext", "tpu-v5p", 2, {"attention": "flash", "tp_comm_overlap": True, "sequence_parallel": True,
+                                   "zero_stage": 3}),
+        ("maxtext", "tpu-v5e", 1, {"attention": "flash", "tp_comm_overlap": False, "zero_stage": 3}),
     ],
 )  # fmt: skip
 def test_each_framework_fills_its_documented_choices(name: str, accelerator: str, tp: int, want: dict) -> None:
@@ -59,7 +63,7 @@ def test_megatron_core_bucket_grows_with_dp() -> None:
 def test_every_entry_names_a_source_for_its_attention_kernel() -> None:
     for fw in tf.FRAMEWORKS.values():
         assert fw.sources.get("attention"), fw.name
-        assert {fw.ampere.attention, fw.hopper.attention} <= {"fa2", "fa3", "cudnn", "sdpa-math", "unfused"}
+        assert {fw.ampere.attention, fw.hopper.attention} <= {"flash", "fa2", "fa3", "cudnn", "sdpa-math", "unfused"}
     for alias, target in tf.FRAMEWORK_ALIASES.items():
         assert target in tf.FRAMEWORKS, alias
 

@@ -205,8 +205,7 @@ def test_optional_model_columns_reach_the_spec() -> None:
 @pytest.mark.parametrize(
     ("name", "same_as", "accelerator"),
     [("megatron-core", "nemo", "h100-sxm-80gb"), ("metaseq", "megatron-deepspeed", "a100-sxm-80gb"),
-     ("meta-internal", "torchtitan", "h100-sxm-80gb"), ("hai-llm", "torchtitan", "h800-sxm-80gb"),
-     ("maxtext", "torchtitan", "tpu-v5p")],
+     ("meta-internal", "torchtitan", "h100-sxm-80gb"), ("hai-llm", "torchtitan", "h800-sxm-80gb")],
 )  # fmt: skip
 def test_public_file_framework_names_use_documented_choices(name: str, same_as: str, accelerator: str) -> None:
     from planner.validate.frameworks import transformer_choices

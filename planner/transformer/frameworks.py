@@ -26,7 +26,7 @@ from planner.errors import PlannerInputError
 class GenChoices:
     """The choices that differ between accelerator generations."""
 
-    attention: str  # fa2, fa3, cudnn, sdpa-math, unfused
+    attention: str  # flash (generic, e.g. a TPU kernel), fa2, fa3, cudnn, sdpa-math, unfused
     tp_comm_overlap: bool  # TP collectives overlapped with GEMMs (needs sequence parallelism)
     distributed_optimizer: bool  # optimizer states sharded over data-parallel ranks (ZeRO-1)
 
@@ -43,6 +43,8 @@ class TransformerFramework:
     bucket_mparams: float | None  # gradient bucket, millions of parameters (None: planner's default)
     not_modelled: dict[str, str]  # documented choices the step graph does not express, with their value
     sources: dict[str, str]
+    zero_stage: int | None = None  # sharding short of FSDP the framework documents (None: from the fields above)
+    layer_chunks: bool = False  # interleaved pipeline, one layer per virtual stage (:func:`layer_chunk_vpp`)
 
 
 _TE_HOPPER = "NVIDIA/TransformerEngine attention backend selection (docs): 'On Hopper+ (sm90): FusedAttention > FlashAttention > Unfused; on pre-Hopper: FlashAttention > FusedAttention > Unfused'"  # noqa: E501
@@ -114,6 +116,39 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "fsdp": "mosaicml/composer FSDP (FSDP1) sharding_strategy FULL_SHARD default",
         },
     ),
+    "maxtext": TransformerFramework(
+        "maxtext", GenChoices("flash", True, False), GenChoices("flash", True, False), True, True, None,
+        {"cuda_graphs": "n/a: one XLA program per step (no per-op host launches)", "fused_optimizer": "XLA-fused"},
+        {
+            "attention": "AI-Hypercomputer/maxtext configs/v5e/*.sh, v5p/*.sh @76bd53b0: attention='flash' (the "
+            "Pallas TPU flash-attention kernel; no published TPU benchmark: the kernel table's default)",
+            "tp_comm_overlap": "same scripts: LIBTPU_INIT_ARGS --xla_tpu_enable_async_collective_fusion=true "
+            "--xla_tpu_enable_async_collective_fusion_multiple_steps=true --xla_tpu_overlap_compute_collective_tc=true"
+            " (XLA runs the tensor-axis collectives asynchronously under the TensorCore's matmuls)",
+            "fsdp": "MaxText base.yml / scripts: ici_fsdp_parallelism -1 (parameters sharded over the fsdp axis)",
+            "dp_overlap": "same scripts: --xla_enable_async_all_gather=true, "
+            "--xla_tpu_enable_data_parallel_all_reduce_opt=true",
+        },
+    ),
+    "meta-internal": TransformerFramework(
+        "meta-internal", GenChoices("fa2", False, False), GenChoices("fa2", False, False), False, True, None,
+        {"cp_algorithm": "all-gather of K and V, then local attention (sec. 3.3.2): priced as ring attention, whose "
+         "exchange the 128k-token attention hides, as the paper finds the all-gather's latency small",
+         "pipeline_n": "N contiguous micro-batches, tunable (Figure 6): the interleaved 1F1B order is played"},
+        {
+            "attention": "not named in arXiv:2407.21783: planner's default, FlashAttention-2",
+            "zero_stage": "sec. 3.3.2: 'Our use of FSDP for Llama 3 shards optimizer states and gradients, but for "
+            "model shards we do not reshard after forward computation' (ZeRO-2; ZeRO-1 with pp > 1 in planner)",
+            "dp_overlap": "sec. 3.3.2: FSDP 'can tolerate longer network latency by asynchronously prefetching "
+            "sharded model weights and reducing gradients'",
+            "layer_chunks": "sec. 3.3.2: 'we use an interleaved schedule (Narayanan et al., 2021) with V pipeline "
+            "stages on one pipeline rank' and 'we reduce one Transformer layer each from the first and the last "
+            "stages ... the first model chunk on the first stage has only the embedding, and the last model chunk "
+            "on the last stage has only output projection and loss calculation': one layer per chunk, "
+            "V = (layers + 2) / pp (Llama 3 405B: 126 layers, pp 16, V = 8)",
+        },
+        zero_stage=2, layer_chunks=True,
+    ),
 }  # fmt: skip
 """The frameworks by the name ``--framework``, ``framework:`` and validate's column take."""
 
@@ -127,12 +162,8 @@ FRAMEWORK_ALIASES: dict[str, str] = {
     "korthikanti": "megatron-deepspeed",  # arXiv:2205.05198's runs: Megatron's unfused softmax on A100
     # OPT-175B (arXiv:2205.01068 sec. 2.4): FSDP with Megatron TP, before FlashAttention existed
     "metaseq": "megatron-deepspeed",
-    # Llama 3 (arXiv:2407.21783 sec. 3.3) names neither its attention kernel nor a TP overlap
-    "meta-internal": "torchtitan",
     # DeepSeek-V3's HAI-LLM (arXiv:2412.19437 sec. 3.2) uses no TP; the kernel is not named
     "hai-llm": "torchtitan",
-    # MaxText on TPU: XLA-compiled attention; no GPU kernel applies (the kernel table's default)
-    "maxtext": "torchtitan",
 }
 """Other names (validation files, other spellings) mapped onto the entry whose choices they use.
 Only the attention kernel and TP overlap of an alias's entry are read by validate (planner.validate)."""
@@ -169,8 +200,16 @@ def gen_choices(fw: TransformerFramework, accelerator_id: str) -> GenChoices:
     return g
 
 
-def defaults(name: str, accelerator_id: str, tp: int, dp: int) -> dict[str, Any]:
-    """The strategy fields framework ``name`` fixes on ``accelerator_id`` for a layout of ``tp`` x ``dp``."""
+def layer_chunk_vpp(num_layers: int, pp: int) -> int:
+    """Virtual stages per pipeline rank when every model chunk holds one layer and the embedding and
+    the output head take a chunk of their own (Llama 3, arXiv:2407.21783 sec. 3.3.2): the most
+    chunks that leave each of the ``pp * vpp - 2`` others at least one layer; 1 without pipelining."""
+    return max(1, (num_layers + 2) // pp) if pp > 1 else 1
+
+
+def defaults(name: str, accelerator_id: str, tp: int, dp: int, pp: int = 1, num_layers: int = 0) -> dict[str, Any]:
+    """The strategy fields framework ``name`` fixes on ``accelerator_id`` for a layout of ``tp`` x ``dp``
+    (and ``pp`` stages of a ``num_layers``-layer model, for a framework with :attr:`layer_chunks`)."""
     fw = framework(name)
     g = gen_choices(fw, accelerator_id)
     fields: dict[str, Any] = {"attention": g.attention}
@@ -184,6 +223,10 @@ def defaults(name: str, accelerator_id: str, tp: int, dp: int) -> dict[str, Any]
         fields["zero_stage"] = 3
     elif g.distributed_optimizer:
         fields["zero_stage"] = 1
+    elif fw.zero_stage is not None:
+        fields["zero_stage"] = fw.zero_stage
+    if fw.layer_chunks and pp > 1 and num_layers:
+        fields["vpp"] = layer_chunk_vpp(num_layers, pp)
     if fw.dp_overlap is not None:
         fields["dp_overlap"] = fw.dp_overlap
     if fw.bucket_mparams is not None:
@@ -193,11 +236,11 @@ def defaults(name: str, accelerator_id: str, tp: int, dp: int) -> dict[str, Any]
     return fields
 
 
-def apply(strategy: Any, accelerator_id: str, dp: int) -> Any:
+def apply(strategy: Any, accelerator_id: str, dp: int, num_layers: int = 0) -> Any:
     """``strategy`` with its framework's choices in the fields the user left unset (none: unchanged)."""
     if strategy.framework is None:
         return strategy
-    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp)
+    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers)
     unset = {k: v for k, v in chosen.items() if k not in strategy.model_fields_set}
     if unset.get("zero_stage", 0) >= 2 and strategy.pp > 1:
         unset.pop("zero_stage")  # FSDP with pipeline stages: the framework shards within a stage (ZeRO-1)
