@@ -135,3 +135,29 @@ def test_search_and_compare_refuse_an_unknown_framework(command: str, capsys: py
     rc = main([command, "--model", "llama3-8b", *hw, "--gpus", "8", "--framework", "jax-magic"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "not a transformer framework" in err
+
+
+def test_llama3_framework_interleaves_one_layer_per_chunk() -> None:
+    """Llama 3's stack (arXiv:2407.21783 sec. 3.3.2): V = (layers + 2) / pp, the first and last chunks
+    holding only the embedding and the head: 126 layers over pp 16 is V = 8 (128 chunks)."""
+    assert tf.layer_chunk_vpp(126, 16) == 8 and tf.layer_chunk_vpp(126, 1) == 1
+    cluster = resolve_cluster(gpus=128, accelerator="h100-sxm-80gb")
+    s = check_layout(Strategy(tp=8, pp=16, framework="meta-internal"), load_model("llama3-405b"), cluster)
+    assert (s.vpp, s.zero_stage, s.pipeline_schedule) == (8, 1, "interleaved")
+    pinned = check_layout(Strategy(tp=8, pp=16, vpp=2, framework="meta-internal"), load_model("llama3-405b"), cluster)
+    assert pinned.vpp == 2  # an explicit vpp wins
+    with pytest.raises(PlannerInputError, match="fewer than the pp"):
+        check_layout(Strategy(tp=8, pp=16, vpp=9), load_model("llama3-405b"), cluster)  # 144 - 2 > 126
+    # validate: a row that leaves vpp blank gets the framework's; one that states it keeps it
+    assert vf.transformer_choices("meta-internal", "h100-sxm-80gb", 8, {"pp": 16}, 126)["vpp"] == 8
+    assert "vpp" not in vf.transformer_choices("meta-internal", "h100-sxm-80gb", 8, {"pp": 16, "vpp": 4}, 126)
+    assert "vpp" not in vf.transformer_choices("torchtitan", "h100-sxm-80gb", 8, {"pp": 16}, 126)
+
+
+def test_embedding_and_head_only_stages_simulate() -> None:
+    """32 layers over 2 x 17 virtual stages: the first and last chunks hold no layer, and the step
+    still plays; each micro-batch's work is the same, so it costs no less than the 2 x 16 layout."""
+    kw = dict(accelerator="h100-sxm-80gb", gpus=2, pp=2, global_batch=8)
+    edge = planner.simulate("llama3-8b", vpp=17, **kw)
+    even = planner.simulate("llama3-8b", vpp=16, **kw)
+    assert math.isfinite(edge.step_time_s) and edge.step_time_s > 0.9 * even.step_time_s

@@ -41,9 +41,12 @@ build and play, so a step stays within about a minute and its memory within a fe
 def graph_tasks_bound(s: Strategy, model: TransformerSpec, micro_batches: int) -> int:
     """An upper estimate of the tasks in a step's graph (counted on the builder's output: a pipeline
     rank issues at most ~5 tasks per pass (compute, sends, receives, weight-gradient) and ~2 per
-    layer (gradient buckets); FSDP gathers and reduces every layer for every micro-batch)."""
+    layer (gradient buckets); FSDP without pipeline stages gathers and reduces every layer for every
+    micro-batch)."""
+    from planner.transformer.sharding import gathers_per_layer  # here: sharding imports this module
+
     layers = model.num_layers
-    if s.zero_stage == 3:
+    if gathers_per_layer(s):
         return 6 * micro_batches * layers + 2 * layers + 16
     return s.pp * (5 * micro_batches * s.vpp + 16) + 2 * layers
 
@@ -188,7 +191,7 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
     n = cluster.num_gpus
     if s.framework is not None:
         dp_guess = s.dp if s.dp is not None else max(1, n // (s.tp * s.pp * s.cp))
-        s = apply_framework(s, cluster.accelerator.id, dp_guess)
+        s = apply_framework(s, cluster.accelerator.id, dp_guess, model.num_layers)
     if s.tp_comm_overlap and s.tp == 1:
         raise PlannerInputError("tp_comm_overlap", "overlaps tensor-parallel collectives: it needs tp > 1")
     mp = s.tp * s.pp * s.cp
@@ -207,10 +210,13 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
     if model.is_moe and model.expert_ffn % s.tp:
         raise PlannerInputError("tp", f"tp {s.tp} must divide the expert ffn size {model.expert_ffn}")
     stages = s.pp * s.vpp
-    if model.num_layers < stages:
+    if model.num_layers < stages - 2 * (stages > 1):
+        # the first and last stages may hold only the embedding and the output head (Llama 3,
+        # arXiv:2407.21783 sec. 3.3.2; Megatron-Core's account_for_embedding/loss_in_pipeline_split)
         raise PlannerInputError(
             "pp",
-            f"num_layers {model.num_layers} is fewer than the pp*vpp = {s.pp}*{s.vpp} = {stages} pipeline stages",
+            f"num_layers {model.num_layers} is fewer than the pp*vpp = {s.pp}*{s.vpp} = {stages} pipeline stages"
+            " less the two that may hold only the embedding and the output head",
         )
     if s.vpp > 1 and s.pp == 1:
         raise PlannerInputError("vpp", "interleaved stages (vpp > 1) need pipeline parallelism (pp > 1)")
@@ -248,8 +254,12 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             raise PlannerInputError("ep", f"ep {s.ep} must divide dp*cp = {dp * s.cp}")
     if s.sequence_parallel and s.tp == 1:
         raise PlannerInputError("sequence_parallel", "sequence parallelism needs tp > 1")
-    if s.zero_stage >= 2 and s.pp > 1:
-        raise PlannerInputError("zero_stage", f"ZeRO stage {s.zero_stage} cannot be combined with pp > 1")
+    if s.zero_stage == 2 and s.pp > 1:  # ZeRO-3 with pp > 1 is FSDP as torchtitan runs it: sharding.gathers_per_layer
+        raise PlannerInputError(
+            "zero_stage",
+            "ZeRO stage 2 cannot be combined with pp > 1 (DeepSpeed's pipeline engine allows ZeRO-1 only):"
+            " use 1, or 3 for FSDP with pipeline stages",
+        )
     if s.precision == "fp8" and "fp8" not in cluster.accelerator.peak_tflops:
         raise PlannerInputError("precision", f"{cluster.accelerator.id} has no FP8 support")
     gb = s.global_batch if s.global_batch is not None else default_global_batch(dp, s.micro_batch, s.pp)

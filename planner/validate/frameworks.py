@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.transformer.frameworks import FRAMEWORK_ALIASES, FRAMEWORKS, GenChoices, canonical, gen_choices
+from planner.transformer.frameworks import (
+    FRAMEWORK_ALIASES,
+    FRAMEWORKS,
+    GenChoices,
+    canonical,
+    gen_choices,
+    layer_chunk_vpp,
+)
 
 __all__ = ["FRAMEWORK_ALIASES", "canonical"]
 
@@ -72,14 +79,20 @@ def memory_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any
     return fields
 
 
-def transformer_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any] | None = None) -> dict[str, Any]:
+def transformer_choices(
+    framework: str, accelerator: str, tp: int, row: dict[str, Any] | None = None, num_layers: int = 0
+) -> dict[str, Any]:
     """The strategy fields a transformer row's framework fixes: attention kernel and TP overlap,
-    and (given the row's parsed ``row`` fields) its :func:`memory_choices`."""
+    (given the row's parsed ``row`` fields) its :func:`memory_choices`, and for a framework that
+    interleaves one layer per virtual stage (Llama 3's) the ``vpp`` of a row that leaves it blank."""
     fields: dict[str, Any] = {"attention": attention_kernel(framework, accelerator)}
     if tp > 1 and tp_comm_overlap(framework, accelerator):
         fields["tp_comm_overlap"] = True
     if row is not None:
         fields.update(memory_choices(framework, accelerator, tp, row))
+        fw = FRAMEWORKS.get(canonical(framework))
+        if fw is not None and fw.layer_chunks and "vpp" not in row and num_layers:
+            fields["vpp"] = layer_chunk_vpp(num_layers, row.get("pp") or 1)
     return fields
 
 

@@ -188,7 +188,7 @@ def row_scenario(row: dict[str, str], line: int, unknown_ok: bool = False) -> tu
         if b is not None:
             fields[col] = b
     acc = (row.get("accelerator") or "").strip()
-    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1, fields))
+    fields.update(transformer_choices(row.get("framework") or "", acc, fields.get("tp") or 1, fields, model.num_layers))
     return model, cluster, fam.make_strategy(**fields), defaulted
 
 
