@@ -123,6 +123,17 @@ def test_sok_returns_each_looked_up_vector_by_all_to_all():
     assert rg.a2a.transfer_s == pytest.approx(want.transfer_s)
 
 
+def test_sok_row_wise_lookup_writes_only_its_own_vectors():
+    """SOK's row-wise shard gathers 8192 x 3 / 8 = 3072 ids of one table and writes those vectors
+    (no pooled partial sums for all 8192 samples): 3072 x 64 x 4 gathered + the same written."""
+    spec = spec_of(n_tables=10, dim=64, rows=1_000_000, pooling=3)
+    p = planned(spec, gpus=8, batch=8192, framework="sok", precision="fp32")
+    emb_f = build_graph(p).graph.nodes["EMB_F"]["duration"]
+    assert emb_f == pytest.approx(max(10 * 2 * 3072 * 64 * 4 / p.comp.hbm, DEFAULT.kernel_floor_s))
+    pooled_f, _ = fused_lookup_s(p.sharding, 0, p.comp)  # TorchRec-style partial sums: 8192 rows written
+    assert pooled_f == pytest.approx(10 * (3072 + 8192) * 64 * 4 / p.comp.hbm)
+
+
 def test_validate_reads_the_framework_column():
     assert recsys_choices("a100-sxm-80gb")["framework"] == "tf2-dle"
     assert recsys_choices("a100-sxm-80gb")["placement"] == "memory_balanced"

@@ -21,13 +21,16 @@ dense precision on arrival and back for their gradients.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import networkx as nx
 
 from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
-from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element
+from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element, shard_traffic
 from planner.recsys.frameworks import StepChoices
 from planner.recsys.planner import a2a_bytes
 from planner.recsys.spec import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
@@ -129,18 +132,27 @@ def dense_memory_bytes(spec: RecsysSpec, local_batch: int, act_bytes: int) -> tu
     return params, 2.0 * local_batch * per_sample * act_bytes
 
 
-def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel) -> tuple[float, float]:
+def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel, unpooled_rw_ids: Callable[[Any], float] | None = None,
+                   optimizer: str = "sgd") -> tuple[float, float]:  # fmt: skip
     """(forward, backward) seconds of ``rank``'s lookups as fused kernels: the HBM bytes of all its
-    shards in one launch each way (FBGEMM TBE / HugeCTR embedding collection), host shards as estimated."""
+    shards in one launch each way (FBGEMM TBE / HugeCTR embedding collection), host shards as estimated.
+    With ``unpooled_rw_ids`` (SOK: ids of one row-wise shard), a row-wise shard writes each looked-up
+    vector once and reads its gradient once (no partial sums for the whole global batch)."""
     shards = [(o, s) for o in plan.options for s in o.shards if s.rank == rank]
-    hbm = [s for o, s in shards if o.location == "hbm"]
+    hbm = [(o, s) for o, s in shards if o.location == "hbm"]
     host_f = sum(s.fwd_s for o, s in shards if o.location != "hbm")
     host_b = sum(s.bwd_s for o, s in shards if o.location != "hbm")
     if not hbm:
         return host_f, host_b
-    fwd = comp.memory_s(sum(s.fwd_bytes for s in hbm), kernels=1)
-    bwd = comp.memory_s(sum(s.bwd_bytes for s in hbm), kernels=1)
-    return fwd + host_f, bwd + host_b
+    fwd_b = bwd_b = 0.0
+    for o, s in hbm:
+        if unpooled_rw_ids is not None and o.sharding_type == "row_wise":
+            ids = unpooled_rw_ids(o)
+            f, b = shard_traffic(ids, s.rows, s.cols, math.ceil(ids), o.table.elem_bytes, optimizer)
+        else:
+            f, b = s.fwd_bytes, s.bwd_bytes
+        fwd_b, bwd_b = fwd_b + f, bwd_b + b
+    return comp.memory_s(fwd_b, kernels=1) + host_f, comp.memory_s(bwd_b, kernels=1) + host_b
 
 
 @dataclass
@@ -196,7 +208,12 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     if input_dist != "none" and n > 1:
         ids = topo.local_batch * sum(t.pooling_factor for t in spec.tables) * ID_BYTES
         prev_a2a = comm("IN", "a2a", "a2a_comm", "input distribution (ids)", coll.cost("all_to_all", ids, world))
-    emb_f_s, emb_b_s = fused_lookup_s(plan, slow.rank, comp) if fused else (slow.fwd_s, slow.bwd_s)
+    def rw_ids(o: Any) -> float:  # ids one row-wise shard of ``o`` looks up per step
+        return topo.global_batch * o.table.pooling_factor / len(o.shards)
+
+    unpooled = rw_ids if c.unpooled_rw else None
+    emb_f_s, emb_b_s = (fused_lookup_s(plan, slow.rank, comp, unpooled, spec.sparse_optimizer) if fused
+                        else (slow.fwd_s, slow.bwd_s))  # fmt: skip
     ef = add("EMB_F", "compute", "embedding", f"embedding lookup ({len(slow.tables)} shards)", duration=emb_f_s)
     if prev_a2a and input_dist == "blocking":
         g.add_edge(prev_a2a, ef)
