@@ -181,11 +181,13 @@ def test_shapes_that_differ_from_the_defaults() -> None:
     assert (qmoe.num_experts, qmoe.top_k, qmoe.shared_experts, qmoe.expert_ffn) == (60, 4, 4, 1408)
     assert qmoe.active_params == pytest.approx(2.7e9, rel=0.01)  # model card: 2.7B activated
     lite = from_hf_config(DEEPSEEK_V2_LITE)
-    assert (lite.first_dense_layers, lite.top_k, lite.shared_experts, lite.head_dim) == (1, 6, 2, 105)
+    assert (lite.first_dense_layers, lite.top_k, lite.shared_experts, lite.q_lora_rank) == (1, 6, 2, None)
     # DeepSeek-V2 report: Lite activates 2.4B; DeepSeek counts the output head but not the input embedding
     assert lite.active_params - lite.vocab_size * lite.hidden_size == pytest.approx(2.4e9, rel=0.03)
     v3 = from_hf_config(DEEPSEEK_V3)
-    assert v3.head_dim == 51 and "MLA" in v3.source  # as the preset: MLA weights as MHA of head_dim 51
+    # MLA as it runs: queries/keys 128 + 64 wide, values 128, from latents of 1536 (q) and 512 (k/v)
+    assert (v3.qk_head_size, v3.v_head_size, v3.q_lora_rank, v3.kv_lora_rank) == (192, 128, 1536, 512)
+    assert v3.attn_params == 187_105_280 and "MLA" in v3.source  # 187.1M weights per layer (config.json shapes)
 
 
 def test_dense_layers_of_a_sparse_step_become_first_dense_layers() -> None:

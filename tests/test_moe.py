@@ -90,7 +90,7 @@ PUBLISHED_MOE = [
     # Mixtral of Experts (arXiv:2401.04088): 46.7B, 12.9B active
     ("mixtral-8x7b", 46.7e9, 12.9e9, 0.01),
     # DeepSeek-V3 (arXiv:2412.19437): 671B, 37B active (README_WEIGHTS: 36.6B without the embedding);
-    # MLA is approximated by MHA of head_dim 51 with the same attention weights (+0.03 % per layer)
+    # MLA with its latent projections (187.1M attention weights per layer)
     ("deepseek-v3", 671e9, 37e9, 0.03),
     # Qwen3 Technical Report (arXiv:2505.09388) Table 2: 30.5B, 3.3B active
     ("qwen3-30b-a3b", 30.5e9, 3.3e9, 0.03),
@@ -108,9 +108,11 @@ def test_deepseek_v3_active_without_embedding_is_36_6b() -> None:
     m = load_model("deepseek-v3")
     assert m.active_params - m.embedding_params == pytest.approx(36.6e9, rel=0.005)
     # MLA's weights per layer: q down 7168x1536, q up 1536x(128x192), kv down 7168x576,
-    # kv up 512x(128x256), output 16384x7168 = 187.1M; the MHA stand-in has 187.2M
+    # kv up 512x(128x256), output 16384x7168 = 187.1M
     mla = 7168 * 1536 + 1536 * 128 * 192 + 7168 * 576 + 512 * 128 * 256 + 128 * 128 * 7168
-    assert m.attn_params == pytest.approx(mla, rel=0.001)
+    assert m.attn_params == mla
+    # and its attention scores: QK^T over 192-wide heads, AV over 128-wide (2 * s * heads * 320 per token-layer)
+    assert m.attention_flops_per_token(4096) == 2.0 * 61 * 4096 * 128 * (192 + 128)
 
 
 def test_first_dense_layers_count_and_flops() -> None:
@@ -121,11 +123,12 @@ def test_first_dense_layers_count_and_flops() -> None:
     h, expert = 7168, 3 * 7168 * 2048
     dense_mlp = 3 * h * 18432
     moe_layer = m.attn_params + 257 * expert + 256 * h  # routed + shared experts + router
-    assert m.num_params == 3 * (m.attn_params + dense_mlp + 2 * h) + 58 * (moe_layer + 2 * h) + 2 * 129280 * h + h
+    norms = 2 * h + 1536 + 512  # two RMSNorms, and MLA's on its q and kv latents
+    assert m.num_params == 3 * (m.attn_params + dense_mlp + norms) + 58 * (moe_layer + norms) + 2 * 129280 * h + h
     # a token's matmul weights: 3 dense MLPs, 58 x (8 routed + 1 shared experts + router)
     per_token = 61 * m.attn_params + 3 * dense_mlp + 58 * (9 * expert + 256 * h) + 129280 * h
     assert m.matmul_params_per_token == per_token
-    assert m.model_flops_per_token() == 3 * (2 * per_token + 4 * 61 * 4096 * 128 * 51)
+    assert m.model_flops_per_token() == 3 * (2 * per_token + 2 * 61 * 4096 * 128 * (192 + 128))
     # rules
     with pytest.raises(ValueError, match="first_dense_layers needs a mixture-of-experts"):
         TransformerSpec(num_layers=4, hidden_size=64, num_heads=4, first_dense_layers=1)

@@ -86,10 +86,12 @@ def test_active_params_close_to_num_params_for_dense(name: str) -> None:
 @pytest.mark.parametrize("name", preset_names())
 def test_model_flops_definition(name: str) -> None:
     """3 x (2 x matmul params incl. LM head + 4 x L x s x heads x head_dim), the README's definition
-    (heads x head_dim is the hidden size unless a model gives head_dim, as Qwen3 does)."""
+    (heads x head_dim is the hidden size unless a model gives head_dim, as Qwen3 does; under MLA,
+    DeepSeek-V3's, QK^T runs over 192-wide heads and AV over 128-wide: 2 x (192 + 128) for 4 x head_dim)."""
     m = load_model(name)
-    L, s, q = m.num_layers, m.seq_len, m.num_heads * m.head_size
-    expected = 3 * (2 * m.matmul_params_per_token + 4 * L * s * q)
+    L, s = m.num_layers, m.seq_len
+    widths = 2 * (192 + 128) if name == "deepseek-v3" else 4 * m.head_size
+    expected = 3 * (2 * m.matmul_params_per_token + L * s * m.num_heads * widths)
     assert m.model_flops_per_token() == pytest.approx(expected, rel=1e-12)
 
 

@@ -15,9 +15,9 @@ docs/model.md:
   ``shared_expert_intermediate_size`` counts as that many expert widths; the dense layers of
   DeepSeek (``first_k_dense_replace``, ``moe_layer_freq``) and Qwen-MoE (``decoder_sparse_step``,
   ``mlp_only_layers``) become ``first_dense_layers`` (totals exact; their position is taken to be first).
-* **DeepSeek MLA** is modelled as plain multi-head attention whose ``head_dim`` makes the attention
-  weights equal MLA's (as the deepseek-v3 preset does; see planner/presets/models.yaml): weights
-  and GEMM FLOPs match, the attention-score FLOPs use that head_dim instead of MLA's 192/128.
+* **DeepSeek MLA** is read as such (``kv_lora_rank``, ``q_lora_rank``, ``qk_rope_head_dim``,
+  ``v_head_dim``, ``head_dim`` = ``qk_nope_head_dim``): its down/up-projection GEMMs and its
+  192-wide QK^T / 128-wide AV (V3) are priced as they run.
 * Left out (a fraction of a per cent of the parameters, none of the FLOPs): Qwen2's QKV biases, the
   q/k norms of Qwen3, Gemma 2's extra norms, DeepSeek's multi-token-prediction module.
 """
@@ -236,24 +236,18 @@ def _qwen_moe(f: _Fields) -> dict[str, Any]:
 
 
 def _deepseek(f: _Fields) -> dict[str, Any]:
-    """DeepSeek-V2/V3: MLA as multi-head attention of equal weights, DeepSeekMoE with shared experts."""
+    """DeepSeek-V2/V3: Multi-head Latent Attention (one K/V head per query head), DeepSeekMoE with
+    shared experts."""
     fields = _llama_like(f)
     fields.pop("head_dim", None)
-    h = fields["hidden_size"]
-    heads = fields["num_heads"]
-    fields["num_kv_heads"] = heads
+    fields.pop("num_kv_heads", None)
     q_rank = f.get("q_lora_rank", 0)
     kv_rank = f.get("kv_lora_rank")
     nope, rope, v_dim = (f.get(k) for k in ("qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"))
-    qk_dim = nope + rope
-    q_weights = h * q_rank + q_rank * heads * qk_dim if q_rank else h * heads * qk_dim
-    kv_weights = h * (kv_rank + rope) + kv_rank * heads * (nope + v_dim)
-    mla_weights = q_weights + kv_weights + heads * v_dim * h
-    head_dim = max(1, round(mla_weights / (4 * max(1, h * heads))))
-    fields["head_dim"] = head_dim
-    fields["note"] = (
-        f"; MLA ({mla_weights / 1e6:.1f}M weights per layer) as multi-head attention of head_dim {head_dim}"
-    )
+    fields.update(head_dim=nope, qk_rope_head_dim=rope, v_head_dim=v_dim, kv_lora_rank=kv_rank)
+    if q_rank:
+        fields["q_lora_rank"] = q_rank
+    fields["note"] = f"; MLA: kv latent {kv_rank}, q latent {q_rank or 'none'}, heads {nope}+{rope} (qk) / {v_dim} (v)"
     routed = f.get("n_routed_experts", 0)
     if not routed:
         return fields

@@ -115,8 +115,11 @@ def layer_costs(
     fwd.append(Segment("layernorm+bias-dropout-add", Kind.COMPUTE, comp.memory_s(T_sp * h * (2 * e + 3 * e + 1), 2)))
     if s.sequence_parallel:
         fwd.append(_tp_comm(coll, "all_gather", act_bytes, t, "all-gather (SP)"))
-    qkv_out = (q + 2 * hkv) // t if t <= model.kv_heads else (q // t + 2 * d)
-    fwd.append(gemm("qkv", T, qkv_out, h))
+    if model.is_mla:  # MLA's latent down- and up-projections instead of one fused QKV GEMM
+        fwd += [gemm(label, T, n, k) for label, n, k in model.mla_gemms(t)]
+    else:
+        qkv_out = (q + 2 * hkv) // t if t <= model.kv_heads else (q // t + 2 * d)
+        fwd.append(gemm("qkv", T, qkv_out, h))
     kv_loc = hkv // min(t, model.kv_heads)  # K (or V) width on this rank
     ulysses = cp > 1 and s.cp_algorithm == "ulysses"
     if ulysses:
@@ -127,21 +130,22 @@ def layer_costs(
         c_q, c_kv = coll.cost("all_to_all", ul_q, Group(cp, t)), coll.cost("all_to_all", ul_kv, Group(cp, t))
         sent = (ul_q + 2 * ul_kv) * (cp - 1) / cp
         fwd.append(Segment("Ulysses q/k/v all-to-all", Kind.CP_COMM, c_q.total_s + 2 * c_kv.total_s, sent))
-    attn_flops = 4.0 * b * s_loc * seq * a_loc * d  # QK^T and AV on this rank's queries
+    d_qk, d_v = model.qk_head_size, model.v_head_size  # both d but under MLA (192 and 128 in V3)
+    attn_flops = 2.0 * b * s_loc * seq * a_loc * (d_qk + d_v)  # QK^T and AV on this rank's queries
     if s.fused_attention:
         # causal FlashAttention skips the masked half of the score tiles
         executed = 0.5 * attn_flops
-        io = (T * (a_loc * d) * 2 + T * 2 * kv_loc) * e
+        io = (T * a_loc * (d_qk + d_v) + T * 2 * kv_loc) * e
         fwd.append(Segment("flash-attention", Kind.COMPUTE, comp.attention_s(executed, io, s.attention)))
         gemm_flops += executed
     else:
         # Megatron's unfused path: q/k/v and context transposes, QK^T, fused scale-mask-softmax,
         # dropout (mask and apply), AV.
         fwd.append(Segment("q/k/v/context transposes", Kind.COMPUTE, comp.memory_s(4 * 2 * T * (q // t) * e, 4)))
-        fwd.append(gemm("QK^T", s_loc, seq, d, b * a_loc))
+        fwd.append(gemm("QK^T", s_loc, seq, d_qk, b * a_loc))
         score = b * a_loc * s_loc * seq
         fwd.append(Segment("softmax+dropout", Kind.COMPUTE, comp.memory_s(score * (4 * e + 1), 3)))
-        fwd.append(gemm("AV", s_loc, d, seq, b * a_loc))
+        fwd.append(gemm("AV", s_loc, d_v, seq, b * a_loc))
     if ulysses:  # and back: the attention output of 1/cp of the heads to this rank's tokens
         c_o = coll.cost("all_to_all", ul_q, Group(cp, t))
         fwd.append(Segment("Ulysses output all-to-all", Kind.CP_COMM, c_o.total_s, ul_q * (cp - 1) / cp))
@@ -318,9 +322,10 @@ def _overlap_tp_comm(fwd: list[Segment], slowdown: float) -> list[Segment]:
     return out
 
 
-_WEIGHT_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
+_MLA_GEMMS = ("q", "q-down", "q-up", "kv-down", "kv-up")  # TransformerSpec.mla_gemms
+_WEIGHT_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2", *_MLA_GEMMS)
 
-_TP_GEMMS = ("qkv", "attn-proj", "fc1", "fc2", "expert fc1", "expert fc2", "shared fc1", "shared fc2")
+_TP_GEMMS = _WEIGHT_GEMMS
 
 
 CE_FORWARD_BYTES_PER_LOGIT = 38

@@ -70,6 +70,20 @@ class TransformerSpec(BaseModel):
     first_dense_layers: int = Field(
         default=0, ge=0, description="MoE models: the first layers are dense with ffn_hidden_size (DeepSeek-V3: 3)"
     )
+    kv_lora_rank: int | None = Field(
+        default=None, gt=0, le=MAX_WIDTH,
+        description="Multi-head Latent Attention (DeepSeek-V2/V3): K and V projected up from a latent of this "
+        "width (V3: 512); head_dim is then the non-RoPE query/key head width (128); none = plain attention",
+    )
+    q_lora_rank: int | None = Field(
+        default=None, gt=0, le=MAX_WIDTH, description="MLA: queries projected up from a latent of this width (V3: 1536)"
+    )
+    qk_rope_head_dim: int = Field(
+        default=0, ge=0, le=MAX_WIDTH, description="MLA: the decoupled RoPE part of each query/key head (V3: 64)"
+    )
+    v_head_dim: int | None = Field(
+        default=None, gt=0, le=MAX_WIDTH, description="MLA: width of each value head; default head_dim (V3: 128)"
+    )
     source: str = ""
 
     @model_validator(mode="after")
@@ -86,6 +100,11 @@ class TransformerSpec(BaseModel):
             raise ValueError("moe_max_nodes_per_token needs a mixture-of-experts model (num_experts > 1)")
         if self.first_dense_layers and not self.is_moe:
             raise ValueError("first_dense_layers needs a mixture-of-experts model (num_experts > 1)")
+        mla_only = self.q_lora_rank or self.qk_rope_head_dim or self.v_head_dim
+        if mla_only and self.kv_lora_rank is None:
+            raise ValueError("q_lora_rank, qk_rope_head_dim and v_head_dim describe MLA: give kv_lora_rank too")
+        if self.kv_lora_rank is not None and self.kv_heads != self.num_heads:
+            raise ValueError("MLA (kv_lora_rank) has one key/value head per query head: leave num_kv_heads unset")
         if self.first_dense_layers >= self.num_layers:
             raise ValueError(
                 f"first_dense_layers {self.first_dense_layers} must be fewer than num_layers {self.num_layers}"
@@ -104,9 +123,24 @@ class TransformerSpec(BaseModel):
 
     @property
     def q_hidden(self) -> int:
-        """Width of the queries and of the attention output (num_heads x head_size); equals
-        hidden_size unless ``head_dim`` says otherwise (Qwen3-30B-A3B: 32 x 128 = 4096 vs 2048)."""
-        return self.num_heads * self.head_size
+        """Width of the attention output (num_heads x the value head width; of the queries too but
+        under MLA); equals hidden_size unless ``head_dim`` says otherwise (Qwen3-30B-A3B: 32 x 128)."""
+        return self.num_heads * self.v_head_size
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head Latent Attention (DeepSeek-V2/V3, arXiv:2405.04434 sec. 2.1)."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def qk_head_size(self) -> int:
+        """Width of one query/key head: head_size, plus MLA's decoupled RoPE part (V3: 128 + 64)."""
+        return self.head_size + self.qk_rope_head_dim
+
+    @property
+    def v_head_size(self) -> int:
+        """Width of one value head (MLA: v_head_dim; else head_size)."""
+        return self.v_head_dim or self.head_size
 
     @property
     def kv_hidden(self) -> int:
@@ -145,9 +179,23 @@ class TransformerSpec(BaseModel):
     # -- parameters ---------------------------------------------------------------------------
     @property
     def attn_params(self) -> int:
-        """Q, K, V and output projections: ``h*(q + 2*kv) + q*h`` with ``q = heads * head_size``."""
+        """Q, K, V and output projections: ``h*(q + 2*kv) + q*h`` with ``q = heads * head_size``;
+        under MLA the down- and up-projections of :meth:`mla_gemms` and the output projection."""
         h = self.hidden_size
+        if self.is_mla:
+            return sum(n * k for _, n, k in self.mla_gemms()) + self.q_hidden * h
         return h * (self.q_hidden + 2 * self.kv_hidden) + self.q_hidden * h
+
+    def mla_gemms(self, tp: int = 1) -> list[tuple[str, int, int]]:
+        """MLA's projections before attention as (label, output width, input width) on one of ``tp``
+        ranks (arXiv:2405.04434 sec. 2.1; DeepSeek-V3 config.json): queries (down to q_lora_rank and
+        up, or straight), the joint K/V latent with the shared RoPE key (replicated across TP, as
+        Megatron-Core's MLA keeps its down-projections whole), and K/V up from the latent."""
+        h, a = self.hidden_size, self.num_heads // tp
+        kv = self.kv_lora_rank or 0
+        q = ([("q-down", self.q_lora_rank, h), ("q-up", a * self.qk_head_size, self.q_lora_rank)]
+             if self.q_lora_rank else [("q", a * self.qk_head_size, h)])  # fmt: skip
+        return [*q, ("kv-down", kv + self.qk_rope_head_dim, h), ("kv-up", a * (self.head_size + self.v_head_size), kv)]
 
     @property
     def dense_mlp_params(self) -> int:
@@ -187,6 +235,7 @@ class TransformerSpec(BaseModel):
         """Norm weights and biases of one layer."""
         h = self.hidden_size
         norms = 2 * h * (2 if self.bias else 1)  # LayerNorm has a bias, RMSNorm none
+        norms += (self.q_lora_rank or 0) + (self.kv_lora_rank or 0)  # MLA's latent RMSNorms
         if not self.bias:
             return norms
         f = self.ffn
@@ -237,9 +286,10 @@ class TransformerSpec(BaseModel):
         return self.num_layers * self.attn_params + mlp + self.vocab_size * self.hidden_size
 
     def attention_flops_per_token(self, seq_len: int | None = None) -> float:
-        """QK^T and AV, forward, whole (non-causal) sequence: ``4 * L * s * heads * head_size``."""
+        """QK^T and AV, forward, whole (non-causal) sequence: ``2 * L * s * heads * (qk + v head widths)``
+        (``4 * L * s * heads * head_size`` but under MLA, whose heads are 192 wide for QK^T, 128 for AV)."""
         s = seq_len or self.seq_len
-        return 4.0 * self.num_layers * s * self.q_hidden
+        return 2.0 * self.num_layers * s * self.num_heads * (self.qk_head_size + self.v_head_size)
 
     def model_flops_per_token(self, seq_len: int | None = None) -> float:
         """Training FLOPs per token (forward + backward), the MFU numerator."""

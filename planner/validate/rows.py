@@ -148,10 +148,12 @@ def _cluster(row: dict[str, str], line: int, unknown_ok: bool = False) -> Any:
 
 MODEL_COLUMNS = ("num_layers", "hidden_size", "num_heads", "num_kv_heads", "ffn_hidden_size", "vocab_size",
                  "seq_len", "num_experts", "top_k", "moe_ffn_hidden_size", "shared_experts", "first_dense_layers",
-                 "head_dim", "moe_max_nodes_per_token")  # fmt: skip
+                 "head_dim", "moe_max_nodes_per_token", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim",
+                 "v_head_dim")  # fmt: skip
 """Model columns read when present and not blank; each is the TransformerSpec field of that name
-(the last five are optional: fine-grained MoE widths, shared experts, leading dense layers, a head
-width other than hidden_size / num_heads, and node-limited routing's nodes per token)."""
+(from moe_ffn_hidden_size on optional: fine-grained MoE widths, shared experts, leading dense layers,
+a head width other than hidden_size / num_heads, node-limited routing's nodes per token, and
+Multi-head Latent Attention's latent ranks and head widths)."""
 INT_STRATEGY_COLUMNS = ("tp", "pp", "dp", "cp", "ep", "vpp", "micro_batch", "global_batch", "zero_stage")
 
 
