@@ -21,7 +21,9 @@ every schedule:
 * DualPipe: the schedule's own order of passes played as a longest path (its bubble depends on
   where the heavier first and last stages sit), long steps extrapolated from two short ones;
 * ZeRO-3/FSDP: per layer, the compute or the gathers and reduce-scatters (which share the link),
-  whichever is longer, plus the SM contention of overlapped NCCL kernels;
+  whichever is longer, plus the SM contention of overlapped NCCL kernels; with pipeline stages
+  a stage is gathered once a step and its gradients reduce-scattered once (as ZeRO-1, through the
+  pipeline's terms: :func:`~planner.transformer.sharding.gathers_per_layer`);
 * memory: :func:`planner.transformer.memory.memory`, the same check the simulator reports.
 """
 
@@ -38,6 +40,7 @@ from planner.transformer.keys import Kind
 from planner.transformer.layer import LayerCosts, Pass
 from planner.transformer.plan import PlanCache, StepPlan, make_plan
 from planner.transformer.schedules import dualpipe, dualpipe_pairs, overlapped_pair, weight_grads_done
+from planner.transformer.sharding import gathers_per_layer
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
 
@@ -59,7 +62,7 @@ class AnalyticalEstimator:
 
 def estimate(plan: StepPlan) -> Estimate:
     """The closed-form step time and memory check of a planned step."""
-    if plan.strategy.zero_stage == 3:
+    if gathers_per_layer(plan.strategy):
         step, compute, bubble, comm, opt = _fsdp(plan)
     elif plan.dualpipe:
         step, compute, bubble, comm, opt = _dualpipe(plan)

@@ -6,7 +6,9 @@ Each rank has a compute stream (layer passes with their in-line tensor-parallel 
 point-to-point stream (pipeline sends) and data-parallel streams (gradient reduction, ZeRO
 gathers). Tasks are per (virtual stage, micro-batch, phase); the last backward of each virtual stage
 is split per layer so that bucketed gradient reduction can start while it runs, and ZeRO-3 / FSDP
-gets per-layer tasks throughout, since its gathers interleave with every layer.
+without pipeline stages gets per-layer tasks throughout, since its gathers interleave with every
+layer (with ``pp > 1`` a stage is gathered once a step, as ZeRO-1:
+:func:`~planner.transformer.sharding.gathers_per_layer`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.layer import LayerCosts, Pass, Segment
 from planner.transformer.plan import StepPlan
 from planner.transformer.schedules import overlapped_pair, weight_grads_done
+from planner.transformer.sharding import gathers_per_layer
 
 F, B, W = Phase.FORWARD, Phase.BACKWARD, Phase.WEIGHT_GRAD
 SF, SB = Phase.SEND_FORWARD, Phase.SEND_BACKWARD
@@ -78,7 +81,7 @@ def build(plan: StepPlan, tasks: StepGraph | None = None) -> StepGraph:
     stream orders do not depend on the constants) only the tasks' times are worked out again, in
     place: what calibration does for each trial constant."""
     b = _Builder(plan) if tasks is None else _Builder(plan, tasks.graph, retime=True)
-    if plan.strategy.zero_stage == 3:
+    if gathers_per_layer(plan.strategy):
         _build_fsdp(b)
     else:
         _build_pipeline(b)
@@ -352,7 +355,7 @@ def _optimizer(b: _Builder, last_ops: list[tuple[int, Node, list[Node]]]) -> Non
         dur, gather = plan.optimizer[r]
         opt = b.add(Node(Phase.OPTIMIZER, r), f"{r}/compute", Kind.OPTIMIZER, "optimizer step", duration=dur, rank=r)
         b.edge(sync, opt)
-        if s.zero_stage in (1, 2) and plan.groups.dp.size > 1:
+        if s.zero_stage >= 1 and not gathers_per_layer(s) and plan.groups.dp.size > 1:
             ag = b.add_comm(Node(Phase.PARAM_GATHER, r), r, "dp", Kind.DP_COMM, "param all-gather (ZeRO)", gather)
             b.edge(opt, ag)
 

@@ -25,6 +25,7 @@ from planner.transformer.memory import Memory, memory
 from planner.transformer.schedules import SCHEDULES, Op, dualpipe_compute_share, dualpipe_pairs
 from planner.transformer.sharding import (
     chunk_stages,
+    gathers_per_layer,
     grad_reduce_bytes,
     layer_params_local,
     pipeline_stages,
@@ -63,7 +64,8 @@ def expert_dp_group(dp: Group, s: Strategy) -> Group:
 def optimizer_step(
     comp: ComputeModel, coll: CollectiveModel, s: Strategy, dense: float, experts: float, dp: Group
 ) -> tuple[float, CommCost]:
-    """One rank's Adam step and ZeRO-1/2 parameter all-gather, for ``dense`` parameters replicated
+    """One rank's Adam step and ZeRO parameter all-gather (ZeRO-1/2, and ZeRO-3 with pipeline stages,
+    which gathers a stage once a step: :func:`~planner.transformer.sharding.gathers_per_layer`), for ``dense`` parameters replicated
     over the data-parallel group ``dp`` and ``experts`` (routed-expert) parameters replicated over
     its expert-data-parallel ranks (``dp * cp / ep``): ZeRO shards and gathers each part over its
     own group, as Megatron-Core's distributed optimizer does."""
@@ -71,7 +73,7 @@ def optimizer_step(
     params = dense / dp.size + experts / expert_dp.size if s.zero_stage >= 1 else dense + experts
     step_s = comp.memory_s(params * ADAM_BYTES_PER_PARAM, 4)
     gather = CommCost(0.0, 0.0, "up")
-    if s.zero_stage in (1, 2) and dp.size > 1:
+    if s.zero_stage >= 1 and not gathers_per_layer(s) and dp.size > 1:
         gather = sum_costs(coll.cost("all_gather", dense * 2, dp), coll.cost("all_gather", experts * 2, expert_dp))
     return step_s, gather
 

@@ -149,6 +149,32 @@ def _rank_params_split(model: TransformerSpec, s: Strategy) -> list[tuple[float,
     return out
 
 
+def gathers_per_layer(s: Strategy) -> bool:
+    """Whether ZeRO-3 / FSDP gathers and reduce-scatters every layer for every micro-batch.
+
+    Only without pipeline stages. With ``pp > 1`` a stage's parameters are gathered once a step and
+    kept unsharded until its last backward, its gradients accumulated unsharded over the
+    micro-batches and reduce-scattered once: torchtitan's ``apply_fsdp`` passes
+    ``reshard_after_forward=False`` when pipeline parallelism is on ("to avoid per-microbatch
+    all-gathers", torchtitan/parallelisms/parallelize_llama.py at 9dec370), and
+    ``torch.distributed.pipelining``'s ``backward_maybe_with_nosync`` sets
+    ``reshard_after_backward(False)`` and ``requires_gradient_sync(False)`` until the last
+    micro-batch's backward (PyTorch PR #124319 calls this pairing "ZeRO-1"); Llama 3 (arXiv:2407.21783,
+    sec. 3.3.2) likewise does not reshard after forward. So ZeRO-2/3 with ``pp > 1`` costs, in time,
+    what ZeRO-1 does: one reduce-scatter of the accumulated gradients and one parameter all-gather
+    a step (:func:`planner.transformer.plan.optimizer_step`)."""
+    return s.zero_stage == 3 and s.pp == 1
+
+
+def accumulated_grad_bytes(s: Strategy) -> int:
+    """Bytes per element of the unsharded gradients a pipeline stage accumulates over its
+    micro-batches under ZeRO-2/3 with ``pp > 1`` (:func:`gathers_per_layer`): FSDP2 accumulates them
+    in its reduce dtype (``FSDPParam.to_accumulated_grad_if_needed``), fp32 in torchtitan's default
+    ``mixed_precision_reduce``, as Megatron's fp32 ``main_grad``; 16-bit under fp16 and fp32 under
+    fp32/tf32 training."""
+    return 2 if s.precision == "fp16" else 4
+
+
 def grad_reduce_bytes(s: Strategy) -> int:
     """Bytes per gradient element kept and reduced across data-parallel ranks.
 

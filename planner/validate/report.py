@@ -42,7 +42,8 @@ class RowResult(BaseModel):
     fits: bool | None = None  # predicted to fit in the accelerator's memory (None: not simulated)
     peak_gib: float | None = None  # predicted peak memory of the fullest accelerator
     capacity_gib: float | None = None
-    measured_peak_gib: float | None = None  # measured-memory rows: ``error`` = peak_gib / this - 1
+    measured_peak_gib: float | None = None  # measured-memory rows: ``error`` = the predicted figure of the
+    # row's ``quantity`` (Memory.measured_as: reserved, allocated, activations) / this - 1
 
 
 class Summary(BaseModel):
@@ -114,14 +115,16 @@ def _mem(r: RowResult) -> str:
 def format_report(rep: ValidationReport, verbose: bool = False) -> str:
     lines = [f"validation of {rep.file} (calibration: {rep.calibration})", ""]
     if any(r.measured_peak_gib is not None for r in rep.rows):
-        lines[-1:] = ["errors are of the peak memory per GPU (predicted GiB / measured GiB - 1)", ""]
+        what = "peak memory per GPU, as each row's quantity measured it (allocated or reserved by PyTorch)"
+        lines[-1:] = [f"errors are of the {what}: predicted GiB / measured GiB - 1", ""]
     if verbose:
         lines.append(f"{'id':36s} {'predicted':>10s} {'measured':>10s} {'error':>8s} {'memory GiB':>13s}  defaults")
         for r in rep.rows:
             pred = "failed" if r.predicted_step_time_s is None else f"{r.predicted_step_time_s:10.3f}"
             meas = f"{r.measured_step_time_s:10.3f}" if r.measured_step_time_s is not None else "-"
             if r.measured_peak_gib is not None:  # a measured-memory row: predicted and measured GiB
-                pred = "failed" if r.peak_gib is None else f"{r.peak_gib:8.1f}GiB"
+                # the predicted figure of the row's quantity (a reserved peak, an allocated one, ...)
+                pred = "failed" if r.error is None else f"{r.measured_peak_gib * (1 + r.error):8.1f}GiB"
                 meas = f"{r.measured_peak_gib:8.1f}GiB"
             err = "" if r.error is None else f"{r.error * 100:+7.1f}%"
             extra = ",".join(r.defaulted) if r.defaulted else ""

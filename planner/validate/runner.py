@@ -52,10 +52,12 @@ def predict_row(job: Job) -> Prediction:
         return Prediction(None, p.problem, p.defaulted)
     try:
         r = run_step(p.spec, p.cluster, p.strategy, calib)
+        m = r.memory
+        # a measured-memory row: the figure its ``quantity`` names (reserved, allocated, activations)
+        value = m.measured_as(row.get("quantity") or "") if kind == "memory" else attrgetter(schema.predicted)(r)
     except PlannerInputError as e:
         return Prediction(None, str(e), p.defaulted)
-    m = r.memory
-    return Prediction(attrgetter(schema.predicted)(r), None, p.defaulted, m.fits, m.peak_gib, m.capacity_gib)
+    return Prediction(value, None, p.defaulted, m.fits, m.peak_gib, m.capacity_gib)
 
 
 def _predict(args: tuple[dict[str, str], int, Calibration]) -> tuple[float | None, str | None, list[str]]:
