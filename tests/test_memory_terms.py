@@ -159,3 +159,18 @@ def test_torchtitan_loss_and_op_level_checkpointing() -> None:
     # Megatron's selective set: two norm inputs, QKV and fc1 inputs; q, k, v, attention out; fc1 out (2f), fc2 in
     assert sel == pytest.approx(2 * s * (4 * 4096 + 2 * 4096 + 2 * 1024 + 3 * 14336))
     assert op < 0.5 * sel
+
+
+def test_mla_selective_recomputation_is_deepseeks() -> None:
+    """DeepSeek-V3 sec. 3.2.3 recomputes RMSNorm and the MLA up-projections in the backward pass:
+    selective recomputation of an MLA model stores its latents and the attention output, not the
+    128 heads' up-projected q, k (192 wide) and v (128 wide), and its DualPipe layout fits in 80 GB."""
+    spec = load_model("deepseek-v3")
+    assert spec.is_mla
+    s = make_strategy(pp=16, ep=64, precision="fp8", zero_stage=1, micro_batch=1, global_batch=4096)
+    none, _ = layer_activation_bytes(spec, s.model_copy(update={"recompute": "none"}), 2, moe=True)
+    sel, _ = layer_activation_bytes(spec, s.model_copy(update={"recompute": "selective"}), 2, moe=True)
+    tokens = spec.seq_len
+    up_bytes = 2 * tokens * spec.num_heads * (2 * spec.qk_head_size + spec.v_head_size)
+    assert none - sel >= up_bytes  # plus the norm outputs (FP8 casts)
+    assert sel < 0.6 * none

@@ -11,6 +11,13 @@ torchtitan's and PyTorch's memory tracking):
   (ZeRO-1 over dp*cp, :attr:`zero_stage` 1) its ``6 + 12/dp``; ZeRO-2 also shards the gradients and
   ZeRO-3 the weights (DeepSpeed's estimators), the latter plus two gathered layers (FSDP's current
   block and the prefetched next one). Routed experts are sharded over their own ``dp*cp/ep`` ranks.
+* **FSDP with pipeline stages** (ZeRO-3 and ``pp > 1``, :func:`~planner.transformer.sharding.gathers_per_layer`):
+  torchtitan does not reshard a stage after forward and ``torch.distributed.pipelining`` keeps it
+  gathered, and its gradients unsynchronised, until the last micro-batch's backward (Llama 3,
+  arXiv:2407.21783 sec. 3.3.2, does not reshard after forward either): the stage's whole 16-bit
+  weights, its gradients accumulated unsharded in fp32 (FSDP2's reduce dtype:
+  :func:`~planner.transformer.sharding.accumulated_grad_bytes`), and only Adam's master, m and v
+  sharded: ZeRO-1's bytes (PyTorch PR #124319).
 * **FP8 weights**: Transformer Engine keeps an FP8 cast of each weight across micro-batches
   (1 byte more per parameter: 3). With the distributed optimizer, Megatron-LM's and NeMo's FP8
   recipes gather the parameters in FP8 (``--fp8-param-gather``: Megatron-LM
@@ -36,7 +43,10 @@ torchtitan's and PyTorch's memory tracking):
   ``s`` by ``cp``. Under FP8 the linear layers' saved inputs (QKV, attention output, fc1, fc2 and
   the experts' permuted inputs) are Transformer Engine's 1-byte casts (DeepSeek-V3 Sec. 3.3.2
   caches and dispatches them in FP8 too). An MoE layer stores its routed token copies on the
-  busiest expert-parallel rank (top-k times the load factor): the dispatch buffers.
+  busiest expert-parallel rank (top-k times the load factor): the dispatch buffers. Multi-head
+  Latent Attention (DeepSeek-V2/V3) stores its latents and its up-projected q, k (``qk_head_size``
+  wide) and v; selective recomputation of an MLA model is DeepSeek-V3's (sec. 3.2.3: RMSNorm and
+  the MLA up-projections recomputed in the backward pass, so neither their outputs are stored).
 * **In-flight micro-batches** (:func:`in_flight`): ``p - r`` on rank ``r`` under 1F1B (Megatron's
   report: ``p`` on the first stage), all ``m`` under GPipe, Megatron's interleaved warm-up count
   (its layers times one micro-batch are the report's ``1 + (p-1)/(p*v)`` penalty), 1F1B's plus up
@@ -44,8 +54,13 @@ torchtitan's and PyTorch's memory tracking):
   (its Table 2; each rank also holds both copies' weights, gradients and optimizer states).
 * **Loss**: the last stage's fp32 logits of one micro-batch (vocabulary split by ``t``).
 * **Runtime reserve** (:data:`~planner.hardware.RUNTIME_RESERVE_GIB`): the CUDA context, NCCL's
-  and userbuffers' communication buffers and the caching allocator's fragmentation, one flat
-  figure; the model counts live tensors, which is what PyTorch's ``max_memory_allocated`` reports.
+  and userbuffers' communication buffers, one flat figure outside PyTorch's allocator; the other
+  terms are live tensors, what PyTorch's ``max_memory_allocated`` reports
+  (:attr:`Memory.allocated_gib`).
+* **The caching allocator's reserve** (:data:`ALLOCATOR_FRAGMENTATION`): ``max_memory_reserved``
+  also counts the blocks the allocator holds free; predicted for a measurement of that figure
+  (:meth:`Memory.measured_as`), not counted in :attr:`Memory.peak_gib`, which is what the fit is
+  judged on.
 """
 
 from __future__ import annotations
@@ -197,6 +212,12 @@ def layer_activation_bytes(
     mats = 3 if model.mlp == "swiglu" else 2  # intermediate tensors kept per MLP: fc1 out(s), activation
     unsplit = (4 * e + dropout_masks(model)) * sb * h  # two norm inputs, QKV and fc1 inputs, dropout masks
     split = e * sb * (2 * q + 2 * hkv)  # q, k, v and the attention output
+    mla_up = 0.0  # MLA: the up-projected queries, keys and values (recomputed under selective)
+    if model.is_mla:  # q and k are qk_head_size wide per head, v and the output v_head_size; the latents too
+        qk = model.num_heads * model.qk_head_size
+        mla_up = e * sb * (qk + q + (qk if model.q_lora_rank else 0))
+        split = mla_up + e * sb * (q + (0 if model.q_lora_rank else qk))
+        unsplit += e * sb * ((model.q_lora_rank or 0) + (model.kv_lora_rank or 0) + model.qk_rope_head_dim)
     routed = 0.0  # not split by tp: the permuted token copies each expert-parallel rank receives
     if is_moe:
         pairs = sb * model.top_k * moe_load_factor(s)
@@ -223,6 +244,9 @@ def layer_activation_bytes(
         stored = e * sb * (2 * h / (t if s.sequence_parallel else 1) + (2 * q + hkv + model.ffn) / t)
     elif s.recompute == "selective":
         stored = full - scores
+        if model.is_mla:  # DeepSeek-V3 sec. 3.2.3: RMSNorm and the MLA up-projections are recomputed
+            norm_out = (1 if s.precision == "fp8" else e) * 2 * sb * h  # the QKV and fc1 inputs
+            stored -= mla_up / t + norm_out / (t if s.sequence_parallel else 1)
     else:
         stored = full
     return stored, full
