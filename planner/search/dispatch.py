@@ -15,14 +15,13 @@ from typing import Any
 from planner.defaults import default_hardware
 from planner.errors import PlannerInputError
 from planner.hardware import resolve_cluster
+from planner.keywords import HardwareChoice, take
 from planner.registry import family_of, load_model
 from planner.search.format import format_search
 from planner.search.recsys import RecsysSearchResult, format_recsys_search, search_recsys
 from planner.search.search import default_min_gpus, search
 from planner.search.types import SearchResult, SearchSpace
 from planner.transformer.frameworks import framework as framework_entry
-
-HARDWARE_FIELDS = ("cluster", "instance", "accelerator", "gpus", "gpus_per_node", "inter_node_gbps_per_gpu")
 
 
 def _search_recsys(model: Any, *, spec: Any, **kw: Any) -> RecsysSearchResult:
@@ -32,7 +31,7 @@ def _search_recsys(model: Any, *, spec: Any, **kw: Any) -> RecsysSearchResult:
         raise PlannerInputError("tokens", "a recommendation model trains on samples, not tokens")
     for unused in ("seq_len", "goodput", "workers", "progress", "space", "alternatives"):
         kw.pop(unused, None)
-    hw = {k: kw.pop(k) for k in HARDWARE_FIELDS if k in kw}
+    hw = take(kw, HardwareChoice)
     hw.update(default_hardware(**{k: hw.get(k) for k in ("cluster", "instance", "accelerator", "gpus")}))
     gpus = hw.pop("gpus") or resolve_cluster(**hw, gpus=None).num_gpus  # a cluster: all of its GPUs
     if kw.get("global_batch") is None:
