@@ -170,8 +170,9 @@ def accumulated_grad_bytes(s: Strategy) -> int:
     """Bytes per element of the unsharded gradients a pipeline stage accumulates over its
     micro-batches under ZeRO-2/3 with ``pp > 1`` (:func:`gathers_per_layer`): FSDP2 accumulates them
     in its reduce dtype (``FSDPParam.to_accumulated_grad_if_needed``), fp32 in torchtitan's default
-    ``mixed_precision_reduce``, as Megatron's fp32 ``main_grad``; 16-bit under fp16 and fp32 under
-    fp32/tf32 training."""
+    ``mixed_precision_reduce``, and Llama 3 "accumulates gradients in FP32" (arXiv:2407.21783 sec.
+    3.3.2), as Megatron's fp32 ``main_grad``; 16-bit under fp16. (The step's reduce-scatter is
+    priced at :func:`grad_reduce_bytes`, 16-bit for ZeRO-3, as before pipeline stages were allowed.)"""
     return 2 if s.precision == "fp16" else 4
 
 
