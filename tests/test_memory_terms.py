@@ -174,3 +174,11 @@ def test_mla_selective_recomputation_is_deepseeks() -> None:
     up_bytes = 2 * tokens * spec.num_heads * (2 * spec.qk_head_size + spec.v_head_size)
     assert none - sel >= up_bytes  # plus the norm outputs (FP8 casts)
     assert sel < 0.6 * none
+
+
+def test_the_fit_is_judged_without_the_allocators_free_blocks() -> None:
+    """Llama 3 405B ran at tp 8, pp 16 on 80 GB H100s: it fits on its allocated peak plus the runtime
+    reserve, although a max_memory_reserved reading of it (free cached blocks too) would pass 80 GiB."""
+    m = _memory("llama3-405b", 16384, **LLAMA3)
+    assert m.fits and m.peak_gib <= m.capacity_gib < m.measured_as("max_reserved_gib")
+    assert m.measured_as("max_allocated_gib") == pytest.approx(m.peak_gib - m.reserved_gib)
