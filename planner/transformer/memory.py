@@ -173,10 +173,22 @@ the gradient into the same buffer. torchtitan casts the logits to fp32 outside t
 (``output(h).float()``) and runs ``F.cross_entropy``: the fp32 log-softmax is saved and its
 gradient and the logits' gradient are fp32 tensors of their own: about 3 x 4 bytes."""
 
+LOSS_PARALLEL_BYTES_PER_LOGIT = 16.0
+"""torchtitan's loss with ``tp > 1``: loss parallelism is on by default (``ParallelDims.
+loss_parallel_enabled``: tp > 1 unless ``--training.disable_loss_parallel``), and
+``torch.distributed.tensor.parallel.loss``'s backward (``_nll_loss_and_log_softmax_backward``) is
+decomposed: the saved fp32 log-softmax, ``zeros_like`` of it for the target's scatter, its
+``exp`` and their sum (then times the per-token gradient) are four fp32 tensors of the vocabulary
+shard at once, against the fused ``log_softmax_backward`` kernel's three."""
+
 
 def loss_bytes_per_logit(s: Strategy) -> float:
-    """:data:`LOSS_BYTES_PER_LOGIT` of the strategy's framework (4 without one)."""
-    return LOSS_BYTES_PER_LOGIT.get(canonical(s.framework or ""), 4.0)
+    """:data:`LOSS_BYTES_PER_LOGIT` of the strategy's framework (4 without one); torchtitan's
+    loss-parallel one with tensor parallelism (:data:`LOSS_PARALLEL_BYTES_PER_LOGIT`)."""
+    fw = canonical(s.framework or "")
+    if fw == "torchtitan" and s.tp > 1:
+        return LOSS_PARALLEL_BYTES_PER_LOGIT
+    return LOSS_BYTES_PER_LOGIT.get(fw, 4.0)
 
 
 def op_level_checkpointing(s: Strategy) -> bool:
