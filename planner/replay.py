@@ -4,14 +4,25 @@ graph compiled once, without simpy.
 Calibration plays the same graph (one per measured row) under many trial constants: only the
 tasks' ``duration``, ``latency`` and ``transfer`` change, never the tasks, edges, streams or links.
 :func:`compile_graph` turns the graph into index arrays once; :func:`makespan` plays it with the
-times the graph's nodes hold now. The event order is simpy's (time, then priority, then the order
-events were scheduled) and the processor-sharing link is :class:`planner.engine.Link`'s arithmetic,
-so the answer is the engine's, to the last bit (tests/test_engine.py checks it).
+times the graph's nodes hold now, :func:`makespan_of` with times given as sequences.
+
+A task starts when its stream's previous task and its predecessors have ended, whatever order the
+engine's events come in; only a link shared by concurrent transfers (processor sharing) makes the
+answer depend on event order. So the replay is in two parts: the *isolated* schedule (every task
+at ``max(predecessors' ends) + its time``, in one pass in topological order) is the engine's own
+until ``t0``, the first instant two transfers meet on one link; from ``t0`` on an event replay
+(simpy's arithmetic for the shared link, :class:`planner.engine.Link`) finishes the step. Most
+graphs meet nowhere or only at their tail. Where the two parts could disagree with the engine (a
+transfer arriving on a link at the instant another leaves it, whose order simpy decides by event
+number), or the graph has a cycle, :func:`_play` replays the whole graph event by event instead. The
+answer is the engine's to the last bit (tests/test_replay.py checks it).
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,15 +35,26 @@ _RESUME, _TIMER = 0, 1
 @dataclass(frozen=True)
 class CompiledGraph:
     """A task graph as arrays: per stream its tasks in issue order; per task its successors, its
-    number of predecessors and its link (-1: none)."""
+    predecessors and its link (-1: none); a topological order of the tasks with a task's stream
+    predecessor counted among its predecessors (``before``; None: the graph has a cycle); per link
+    whether more than one stream uses it, and the tasks of each link that does."""
 
     nodes: list[Any]
     streams: list[list[int]]
     stream_of: list[int]
     succ: list[list[int]]
-    preds: list[int]
+    pred_lists: list[list[int]]
     link_of: list[int]
     links: int
+    topo: list[int] | None
+    before: list[tuple[int, ...]]
+    shared: list[bool]
+    on_shared: list[list[int]]
+
+    @property
+    def preds(self) -> list[int]:
+        """Each task's number of predecessors."""
+        return [len(p) for p in self.pred_lists]
 
 
 def compile_graph(graph: Any) -> CompiledGraph:
@@ -50,15 +72,40 @@ def compile_graph(graph: Any) -> CompiledGraph:
             stream_of[i] = s
     link_ids: dict[str, int] = {}
     link_of = [link_ids.setdefault(a["link"], len(link_ids)) if a.get("link") is not None else -1 for a in attrs]
+    succ = [[index[x] for x in graph.successors(n)] for n in nodes]
+    pred_lists: list[list[int]] = [[] for _ in nodes]
+    for i, ss in enumerate(succ):
+        for j in ss:
+            pred_lists[j].append(i)
+    before = [list(p) for p in pred_lists]
+    for tasks in streams:
+        for a, b in zip(tasks, tasks[1:], strict=False):
+            before[b].append(a)
+    on_link: list[list[int]] = [[] for _ in link_ids]
+    for i, k in enumerate(link_of):
+        if k >= 0:
+            on_link[k].append(i)
+    shared = [len({stream_of[i] for i in tasks}) > 1 for tasks in on_link]
     return CompiledGraph(
-        nodes,
-        streams,
-        stream_of,
-        [[index[x] for x in graph.successors(n)] for n in nodes],
-        [graph.in_degree(n) for n in nodes],
-        link_of,
-        len(link_ids),
-    )
+        nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), _topological(before),
+        [tuple(b) for b in before], shared, [t for t, sh in zip(on_link, shared, strict=True) if sh],
+    )  # fmt: skip
+
+
+def _topological(before: list[list[int]]) -> list[int] | None:
+    """Kahn's order of tasks whose predecessors are ``before``; None when there is a cycle."""
+    after: list[list[int]] = [[] for _ in before]
+    left = [len(b) for b in before]
+    for j, b in enumerate(before):
+        for i in b:
+            after[i].append(j)
+    order = [i for i, n in enumerate(left) if n == 0]
+    for i in order:  # grows while it is walked
+        for j in after[i]:
+            left[j] -= 1
+            if left[j] == 0:
+                order.append(j)
+    return order if len(order) == len(before) else None
 
 
 def makespan(cg: CompiledGraph, graph: Any) -> float:
@@ -67,12 +114,206 @@ def makespan(cg: CompiledGraph, graph: Any) -> float:
     dur = [a.get("duration", 0.0) for a in attrs]
     lat = [a.get("latency", 0.0) for a in attrs]
     work = [a.get("transfer", 0.0) for a in attrs]
-    return _play(cg, dur, lat, work)
+    return makespan_of(cg, dur, lat, work)
+
+
+def makespan_of(cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]) -> float:
+    """When the last task of ``cg`` ends with these task times (in ``cg.nodes`` order)."""
+    if cg.topo is None:
+        return _play(cg, dur, lat, work)  # a cycle: the event replay names it
+    start, arrive, end = _isolated(cg, dur, lat, work)
+    t0 = _first_meeting(cg, arrive, end, work)
+    if t0 == math.inf:
+        return max(end, default=0.0)
+    out = _from(cg, t0, start, arrive, end, dur, lat, work)
+    return _play(cg, dur, lat, work) if out is None else out
+
+
+def _isolated(
+    cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]
+) -> tuple[list[float], list[float], list[float]]:
+    """Start, arrival on its link and end of every task, each transfer alone on its link."""
+    n = len(cg.nodes)
+    start, arrive, end = [0.0] * n, [0.0] * n, [0.0] * n
+    before = cg.before
+    assert cg.topo is not None
+    # a task with no link: its duration, then nothing; a transfer: its latency, then its work alone
+    # on the link (the engine waits only for positive times: x + 0.0 is x)
+    first = [max(d if k < 0 else x, 0.0) for d, x, k in zip(dur, lat, cg.link_of, strict=True)]
+    then = [0.0 if k < 0 else max(w, 0.0) for w, k in zip(work, cg.link_of, strict=True)]
+    ended = end.__getitem__
+    for i in cg.topo:
+        b = before[i]
+        if len(b) == 1:
+            t = end[b[0]]
+        elif b:
+            t = max(map(ended, b))
+        else:
+            t = 0.0
+        start[i] = t
+        a = arrive[i] = t + first[i]
+        end[i] = a + then[i]
+    return start, arrive, end
+
+
+def _first_meeting(cg: CompiledGraph, arrive: list[float], end: list[float], work: list[float]) -> float:
+    """The first instant two transfers are on one link at once (touching counts), or infinity."""
+    t0 = math.inf
+    for on_link in cg.on_shared:
+        tasks = sorted((i for i in on_link if work[i] > 0), key=arrive.__getitem__)
+        reach = -math.inf
+        for i in tasks:
+            a = arrive[i]
+            if a >= t0:
+                break
+            if a <= reach:
+                t0 = a
+                break
+            reach = max(reach, end[i])
+    return t0
+
+
+
+def _from(
+    cg: CompiledGraph,
+    t0: float,
+    start: list[float],
+    arrive: list[float],
+    end: list[float],
+    dur: list[float],
+    lat: list[float],
+    work: list[float],
+) -> float | None:
+    """The makespan, replaying events from ``t0`` on: what started before ``t0`` is as the isolated
+    schedule has it (``start``, ``arrive``, ``end``; ``end`` is overwritten), transfers on a shared
+    link from then on share it as :class:`planner.engine.Link` does, and every other task is timed
+    as soon as it can start. None where the event order could matter (see the module)."""
+    link_of, shared, succ, stream_of, streams = cg.link_of, cg.shared, cg.succ, cg.stream_of, cg.streams
+    n = len(end)
+    queue: list[tuple[float, int, int, int]] = []  # (time, order, task arriving or -1 - link (its timer), version)
+    order = itertools.count()
+    flows: list[dict[int, float]] = [{} for _ in range(cg.links)]  # per link: task -> work left
+    last, version = [0.0] * cg.links, [0] * cg.links
+    timer_at, gone_at = [-1.0] * cg.links, [-1.0] * cg.links  # a link's pending timer; its last departure
+    pos, free = [0] * len(streams), [0.0] * len(streams)
+    waiting, ready, awaited, on_link = [0] * n, [0.0] * n, [False] * n, [False] * n
+
+    def reschedule(k: int, now: float) -> None:
+        version[k] += 1
+        timer_at[k] = -1.0
+        if flows[k]:
+            t = timer_at[k] = now + max(min(flows[k].values()) * len(flows[k]), 0.0)
+            heapq.heappush(queue, (t, next(order), -1 - k, version[k]))
+
+    def advance(k: int, now: float) -> None:
+        f = flows[k]
+        if f and now > last[k]:
+            share = (now - last[k]) / len(f)
+            for i in f:
+                f[i] -= share
+        last[k] = now
+
+    def finish(i: int, t: float, todo: list[int]) -> None:
+        end[i] = t
+        for j in succ[i]:
+            waiting[j] -= 1
+            if t > ready[j]:
+                ready[j] = t
+            if waiting[j] == 0 and awaited[j]:
+                todo.append(stream_of[j])
+        s = stream_of[i]
+        pos[s] += 1
+        free[s] = t
+
+    def run(todo: list[int]) -> None:
+        while todo:
+            s = todo.pop()
+            tasks = streams[s]
+            while pos[s] < len(tasks):
+                i = tasks[pos[s]]
+                if on_link[i] or waiting[i] > 0:  # its link ends it; or it waits for a predecessor
+                    awaited[i] = waiting[i] > 0
+                    break
+                t = max(free[s], ready[i])
+                k = link_of[i]
+                if k < 0:
+                    d = dur[i]
+                    t = t + d if d > 0 else t
+                else:
+                    x, w = lat[i], work[i]
+                    t = t + x if x > 0 else t
+                    if w > 0 and shared[k]:
+                        on_link[i] = True
+                        heapq.heappush(queue, (t, next(order), i, 0))
+                        break
+                    t = t + w if w > 0 else t
+                finish(i, t, todo)
+
+    # the state at t0: each stream's tasks that started before t0 are done, but for a transfer on a
+    # shared link still under way at t0 (alone on it since it arrived: t0 is the first meeting) or
+    # yet to arrive
+    pending: list[int] = []
+    for s, tasks in enumerate(streams):
+        p = len(tasks)
+        while p and start[tasks[p - 1]] >= t0:
+            p -= 1
+        i = tasks[p - 1] if p else -1
+        k = link_of[i] if p else -1
+        if k >= 0 and shared[k] and work[i] > 0 and end[i] >= t0:  # the last task it started is on its link
+            p -= 1
+            on_link[i] = True
+            if arrive[i] < t0:
+                flows[k][i], last[k] = work[i], arrive[i]
+                reschedule(k, arrive[i])
+            else:
+                heapq.heappush(queue, (arrive[i], next(order), i, 0))
+        pos[s] = p
+        free[s] = end[tasks[p - 1]] if p else 0.0
+        for i in tasks[p:]:
+            end[i] = -1.0
+        pending += tasks[p:]
+    for j in pending:
+        for i in cg.pred_lists[j]:
+            if end[i] < 0:
+                waiting[j] += 1
+            elif end[i] > ready[j]:
+                ready[j] = end[i]
+    run(list(range(len(streams))))
+    while queue:
+        now, _, what, ver = heapq.heappop(queue)
+        if what >= 0:  # a transfer arrives on its link
+            k = link_of[what]
+            if timer_at[k] == now or gone_at[k] == now:  # and one leaves it at that instant
+                return None
+            advance(k, now)
+            flows[k][what] = work[what]
+            reschedule(k, now)
+            continue
+        k = -1 - what
+        if ver != version[k]:  # a timer overtaken by a newer arrival or departure
+            continue
+        advance(k, now)
+        eps = 1e-12 * max(1.0, now)
+        gone = [i for i, left in flows[k].items() if left <= eps]
+        for i in gone:
+            del flows[k][i]
+        if gone:
+            gone_at[k] = now
+        reschedule(k, now)
+        todo: list[int] = []
+        for i in gone:
+            on_link[i] = False
+            finish(i, now, todo)
+            todo.append(stream_of[i])
+        run(todo)
+    if min(end, default=0.0) < 0:
+        return None  # the event replay names what never ran
+    return max(end, default=0.0)
 
 
 def _play(cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]) -> float:
     count = len(cg.nodes)
-    waiting = list(cg.preds)
+    waiting = cg.preds
     awaited = [False] * count  # its stream waits for it (the engine's ready event exists)
     end = [-1.0] * count
     pos = [0] * len(cg.streams)
