@@ -132,7 +132,7 @@ def rule_key(e: PlannerInputError) -> str:
             return "global_batch: too many micro-batches x stages for one simulated step"
         return "global_batch: not a multiple of dp*micro_batch"
     generic = {
-        "zero_stage": "ZeRO 2/3 cannot be combined with pp > 1",
+        "zero_stage": "ZeRO 2 cannot be combined with pp > 1",
         "tp": "tp must divide the heads / kv heads / ffn",
         "ep": "ep must divide the experts and dp",
     }
