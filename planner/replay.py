@@ -26,10 +26,26 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from planner.engine import DeadlockError
+import numpy as np
+
+from planner.engine import TIMED_FIELDS, DeadlockError
 
 _URGENT, _NORMAL = 0, 1  # simpy's priorities: a process's start, then every other event
 _RESUME, _TIMER = 0, 1
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """The tasks by level (a task's level: one more than its predecessors' highest, 0 without
+    any), so that a level's tasks are timed together: ``order`` lists the tasks level by level,
+    ``pos`` is each task's place in it; per level its places ``[lo, hi)`` and its tasks'
+    predecessors' places, flattened, at ``flat[plo:phi]``, each task's first at ``firsts``."""
+
+    order: np.ndarray
+    pos: np.ndarray
+    bounds: list[tuple[int, int, int, int]]
+    flat: np.ndarray
+    firsts: list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -49,7 +65,9 @@ class CompiledGraph:
     topo: list[int] | None
     before: list[tuple[int, ...]]
     shared: list[bool]
-    on_shared: list[list[int]]
+    on_shared: list[np.ndarray]
+    levels: _Levels | None
+    is_link: np.ndarray
 
     @property
     def preds(self) -> list[int]:
@@ -86,10 +104,37 @@ def compile_graph(graph: Any) -> CompiledGraph:
         if k >= 0:
             on_link[k].append(i)
     shared = [len({stream_of[i] for i in tasks}) > 1 for tasks in on_link]
+    topo = _topological(before)
     return CompiledGraph(
-        nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), _topological(before),
-        [tuple(b) for b in before], shared, [t for t, sh in zip(on_link, shared, strict=True) if sh],
+        nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), topo, [tuple(b) for b in before],
+        shared, [np.array(t, dtype=np.intp) for t, sh in zip(on_link, shared, strict=True) if sh],
+        None if topo is None else _levels(before, topo), np.array([k >= 0 for k in link_of], dtype=bool),
     )  # fmt: skip
+
+
+def _levels(before: list[list[int]], topo: list[int]) -> _Levels:
+    level = [0] * len(before)
+    for i in topo:
+        b = before[i]
+        level[i] = 1 + max(level[p] for p in b) if b else 0
+    order = sorted(range(len(before)), key=level.__getitem__)
+    pos = [0] * len(order)
+    for k, i in enumerate(order):
+        pos[i] = k
+    bounds: list[tuple[int, int, int, int]] = []
+    flat: list[int] = []
+    firsts: list[np.ndarray] = []
+    lo = 0
+    while lo < len(order):
+        hi, plo, starts = lo, len(flat), []
+        while hi < len(order) and level[order[hi]] == level[order[lo]]:
+            starts.append(len(flat) - plo)
+            flat += [pos[p] for p in before[order[hi]]]
+            hi += 1
+        bounds.append((lo, hi, plo, len(flat)))
+        firsts.append(np.array(starts, dtype=np.intp))
+        lo = hi
+    return _Levels(np.array(order, dtype=np.intp), np.array(pos, dtype=np.intp), bounds, np.array(flat, dtype=np.intp), firsts)
 
 
 def _topological(before: list[list[int]]) -> list[int] | None:
@@ -111,67 +156,55 @@ def _topological(before: list[list[int]]) -> list[int] | None:
 def makespan(cg: CompiledGraph, graph: Any) -> float:
     """When the last task of ``graph`` (compiled as ``cg``) ends, with the times its nodes hold now."""
     attrs = [graph.nodes[n] for n in cg.nodes]
-    dur = [a.get("duration", 0.0) for a in attrs]
-    lat = [a.get("latency", 0.0) for a in attrs]
-    work = [a.get("transfer", 0.0) for a in attrs]
-    return makespan_of(cg, dur, lat, work)
+    return makespan_of(cg, *(np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in TIMED_FIELDS))
 
 
-def makespan_of(cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]) -> float:
-    """When the last task of ``cg`` ends with these task times (in ``cg.nodes`` order)."""
-    if cg.topo is None:
-        return _play(cg, dur, lat, work)  # a cycle: the event replay names it
-    start, arrive, end = _isolated(cg, dur, lat, work)
+def makespan_of(cg: CompiledGraph, dur: np.ndarray, lat: np.ndarray, work: np.ndarray) -> float:
+    """When the last task of ``cg`` ends with these task times (arrays in ``cg.nodes`` order)."""
+    if cg.levels is None:  # a cycle: the event replay names it
+        return _play(cg, dur.tolist(), lat.tolist(), work.tolist())
+    start, arrive, end = _isolated(cg, cg.levels, dur, lat, work)
     t0 = _first_meeting(cg, arrive, end, work)
     if t0 == math.inf:
-        return max(end, default=0.0)
-    out = _from(cg, t0, start, arrive, end, dur, lat, work)
-    return _play(cg, dur, lat, work) if out is None else out
+        return float(end.max()) if len(end) else 0.0
+    times = dur.tolist(), lat.tolist(), work.tolist()
+    out = _from(cg, t0, start.tolist(), arrive.tolist(), end.tolist(), *times)
+    return _play(cg, *times) if out is None else out
 
 
 def _isolated(
-    cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]
-) -> tuple[list[float], list[float], list[float]]:
-    """Start, arrival on its link and end of every task, each transfer alone on its link."""
-    n = len(cg.nodes)
-    start, arrive, end = [0.0] * n, [0.0] * n, [0.0] * n
-    before = cg.before
-    assert cg.topo is not None
+    cg: CompiledGraph, lv: _Levels, dur: np.ndarray, lat: np.ndarray, work: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start, arrival on its link and end of every task, each transfer alone on its link: level
+    by level, a task starts at its predecessors' last end (its stream's previous task is one)."""
     # a task with no link: its duration, then nothing; a transfer: its latency, then its work alone
-    # on the link (the engine waits only for positive times: x + 0.0 is x)
-    first = [max(d if k < 0 else x, 0.0) for d, x, k in zip(dur, lat, cg.link_of, strict=True)]
-    then = [0.0 if k < 0 else max(w, 0.0) for w, k in zip(work, cg.link_of, strict=True)]
-    ended = end.__getitem__
-    for i in cg.topo:
-        b = before[i]
-        if len(b) == 1:
-            t = end[b[0]]
-        elif b:
-            t = max(map(ended, b))
+    # on the link (the engine waits only for positive times, and x + 0.0 is x)
+    first = np.maximum(np.where(cg.is_link, lat, dur), 0.0)[lv.order]
+    then = np.where(cg.is_link, np.maximum(work, 0.0), 0.0)[lv.order]
+    start, arrive, end = np.zeros(len(first)), np.zeros(len(first)), np.zeros(len(first))
+    for (lo, hi, plo, phi), firsts in zip(lv.bounds, lv.firsts, strict=True):
+        if phi > plo:  # level 0 starts at 0
+            t = start[lo:hi] = np.maximum.reduceat(end[lv.flat[plo:phi]], firsts)
         else:
-            t = 0.0
-        start[i] = t
-        a = arrive[i] = t + first[i]
-        end[i] = a + then[i]
-    return start, arrive, end
+            t = start[lo:hi]
+        a = arrive[lo:hi] = t + first[lo:hi]
+        end[lo:hi] = a + then[lo:hi]
+    return start[lv.pos], arrive[lv.pos], end[lv.pos]
 
 
-def _first_meeting(cg: CompiledGraph, arrive: list[float], end: list[float], work: list[float]) -> float:
+def _first_meeting(cg: CompiledGraph, arrive: np.ndarray, end: np.ndarray, work: np.ndarray) -> float:
     """The first instant two transfers are on one link at once (touching counts), or infinity."""
     t0 = math.inf
     for on_link in cg.on_shared:
-        tasks = sorted((i for i in on_link if work[i] > 0), key=arrive.__getitem__)
-        reach = -math.inf
-        for i in tasks:
-            a = arrive[i]
-            if a >= t0:
-                break
-            if a <= reach:
-                t0 = a
-                break
-            reach = max(reach, end[i])
+        tasks = on_link[work[on_link] > 0]
+        if len(tasks) < 2:
+            continue
+        by_arrival = np.argsort(arrive[tasks], kind="stable")
+        a, e = arrive[tasks][by_arrival], end[tasks][by_arrival]
+        met = np.nonzero(a[1:] <= np.maximum.accumulate(e)[:-1])[0]  # arrives before an earlier one left
+        if len(met):
+            t0 = min(t0, float(a[1 + met[0]]))
     return t0
-
 
 
 def _from(

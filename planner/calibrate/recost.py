@@ -1,39 +1,91 @@
-"""Predict a row's step time under a trial calibration by re-costing its compiled step.
+"""Predict a row's step time under a trial calibration by re-timing its compiled step.
 
 Calibration predicts every row under many trial constants. A row's layout (its tasks, edges and
 stream orders) does not depend on the constants, so each worker process compiles a row once (check
-the layout, plan the step, build its graph) and, for each further calibration, has the family
-re-cost the plan and re-time the graph's tasks in place (:meth:`planner.family.WorkloadFamily.recost`),
-then replays it (:mod:`planner.replay`: the engine's answer on a graph compiled once). Same figure as :func:`planner.validate._predict` (the step's makespan), without
-building the graph or assembling the report again.
+the layout, plan the step, build its graph, compile it for :mod:`planner.replay`) and, for each
+further calibration, re-times the graph's tasks and replays it: the engine's answer on a graph
+compiled once. A family that offers a ``retimer`` (the transformer family:
+:mod:`planner.transformer.retime`) gives every task's times as arrays read off the re-planned step;
+otherwise (or for a graph the retimer cannot account for) the family re-costs the plan and
+re-times the graph in place (:meth:`planner.family.WorkloadFamily.recost`). Same figure as
+:func:`planner.validate._predict` (the step's makespan), without building the graph or assembling
+the report again. A row whose task times come out as before (a constant it does not depend on
+moved) is not replayed again.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import multiprocessing
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from planner.calibration import Calibration
 from planner.errors import PlannerInputError
 from planner.registry import family_of
-from planner.replay import compile_graph, makespan
+from planner.replay import CompiledGraph, compile_graph, makespan_of
 from planner.validate import row_scenario
 
 MAX_ROWS = 512
 """Rows a process keeps compiled."""
 
-_COMPILED: dict[tuple, tuple[Any, Any, Any, Any, list[str]] | tuple[PlannerInputError, list[str]]] = {}
-"""Per worker process: row -> (family, plan, graph, compiled graph, fields left blank), or the layout's error."""
+
+@dataclass
+class _Row:
+    """A compiled row: its family, plan and graph, the graph's arrays, its retimer (None: the
+    family re-costs), the fields left blank, and the makespan of each set of task times played."""
+
+    family: Any
+    plan: Any
+    graph: Any
+    compiled: CompiledGraph
+    retimer: Any
+    defaulted: list[str]
+    played: dict[bytes, float]
 
 
-_PLAYED: dict[tuple, dict[tuple[float, ...], float]] = {}
-"""Per worker process and row: the makespan of each set of task times played so far."""
+_COMPILED: dict[tuple, _Row | tuple[PlannerInputError, list[str]]] = {}
+"""Per worker process: row -> its compiled form, or the layout's error."""
 
 
-def _times(graph: Any) -> tuple[float, ...]:
-    """Every task's duration, latency and transfer: all that the engine's answer depends on."""
-    return tuple(a.get(k, 0.0) for a in graph.nodes.values() for k in ("duration", "latency", "transfer"))
+def _compile(row: dict[str, str], line: int, calib: Calibration, key: tuple) -> _Row:
+    model, cluster, strategy, defaulted = row_scenario(row, line)
+    fam = family_of(model)
+    try:
+        plan = fam.plan(model, fam.check(model, strategy, cluster), cluster, calib)
+    except PlannerInputError as e:  # the layout itself is refused: under any calibration
+        _COMPILED[key] = (e, defaulted)
+        raise
+    graph = fam.build_graph(plan)
+    retimer = getattr(fam, "retimer", None)
+    c = _Row(fam, plan, graph, compile_graph(graph.graph), retimer and retimer(plan, graph), defaulted, {})
+    if len(_COMPILED) >= MAX_ROWS:  # a long-lived process (the app) calibrating file after file
+        _COMPILED.clear()
+    _COMPILED[key] = c
+    if multiprocessing.parent_process() is not None:  # a pool worker: it ends with the calibration
+        gc.freeze()  # keep its compiled graphs out of the collector's scans
+    return c
+
+
+Times = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _times(c: _Row, calib: Calibration) -> Times:
+    """Every task's duration, latency and transfer under ``calib`` (node order): all that the
+    engine's answer depends on."""
+    if c.retimer is not None:
+        return c.retimer.times(calib)
+    c.plan, c.graph = c.family.recost(c.plan, c.graph, calib)
+    return _held(c)
+
+
+def _held(c: _Row) -> Times:
+    """The task times the row's graph holds now."""
+    attrs = [c.graph.graph.nodes[n] for n in c.compiled.nodes]
+    return tuple(np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in ("duration", "latency", "transfer"))  # type: ignore[return-value]
 
 
 def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float | None, str | None, list[str]]:
@@ -41,34 +93,15 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
     row, line, calib = args
     key = (line, tuple(row.items()))
     hit = _COMPILED.get(key)
-    defaulted: list[str] = []
     try:
-        if hit is None:
-            model, cluster, strategy, defaulted = row_scenario(row, line)
-            fam = family_of(model)
-            try:
-                plan = fam.plan(model, fam.check(model, strategy, cluster), cluster, calib)
-            except PlannerInputError as e:  # the layout itself is refused: under any calibration
-                _COMPILED[key] = (e, defaulted)
-                raise
-            graph = fam.build_graph(plan)
-            compiled = compile_graph(graph.graph)
-            if len(_COMPILED) >= MAX_ROWS:  # a long-lived process (the app) calibrating file after file
-                _COMPILED.clear()
-                _PLAYED.clear()
-            _COMPILED[key] = (fam, plan, graph, compiled, defaulted)
-            if multiprocessing.parent_process() is not None:  # a pool worker: it ends with the calibration
-                gc.freeze()  # keep its compiled graphs out of the collector's scans
-        elif len(hit) == 2:
+        if isinstance(hit, tuple):
             raise hit[0]
-        else:
-            fam, plan, graph, compiled, defaulted = hit
-            plan, graph = fam.recost(plan, graph, calib)
-            _COMPILED[key] = (fam, plan, graph, compiled, defaulted)
-        times = _times(graph.graph)
-        played = _PLAYED.setdefault(key, {})
-        if times not in played:  # a constant this row's tasks do not depend on moves nothing
-            played[times] = makespan(compiled, graph.graph)
-        return played[times], None, defaulted
+        c = hit or _compile(row, line, calib, key)
+        times = _times(c, calib) if hit else _held(c)
+        digest = hashlib.blake2b(b"".join(a.tobytes() for a in times), digest_size=16).digest()
+        if digest not in c.played:  # a constant this row's tasks do not depend on moves nothing
+            c.played[digest] = makespan_of(c.compiled, *times)
+        return c.played[digest], None, c.defaulted
     except PlannerInputError as e:
-        return None, str(e), defaulted
+        refused = _COMPILED.get(key)  # the layout's error, with the fields the row left blank
+        return None, str(e), refused[1] if isinstance(refused, tuple) else []

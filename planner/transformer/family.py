@@ -20,6 +20,7 @@ from planner.transformer.format import format_result
 from planner.transformer.graph import StepGraph, build
 from planner.transformer.plan import StepPlan, make_plan, recost_plan
 from planner.transformer.result import StepResult, assemble
+from planner.transformer.retime import Retimer
 from planner.transformer.spec import TransformerSpec, load_model, preset_names, transformer_from_dict
 from planner.transformer.strategy import Strategy, check_layout
 
@@ -81,6 +82,12 @@ class TransformerFamily:
     def recost(self, plan: StepPlan, graph: StepGraph, calib: Calibration) -> tuple[StepPlan, StepGraph]:
         plan = recost_plan(plan, calib)
         return plan, build(plan, graph)
+
+    def retimer(self, plan: StepPlan, graph: StepGraph) -> Retimer | None:
+        """What re-times ``graph`` (built from ``plan``) under any calibration as arrays, without
+        building it (:mod:`planner.transformer.retime`); None for a graph it cannot account for,
+        which :meth:`recost` re-times instead."""
+        return Retimer.of(plan, graph)
 
     def estimate(self, plan: StepPlan) -> Estimate:
         return estimate(plan)
