@@ -12,7 +12,7 @@ import pytest
 from planner.calibration import DEFAULT
 from planner.engine import DeadlockError, play
 from planner.hardware import resolve_cluster
-from planner.replay import compile_graph, makespan
+from planner.replay import compile_graph, makespan, makespan_of
 from planner.transformer.family import FAMILY
 from planner.transformer.spec import load_model
 
@@ -52,6 +52,23 @@ def test_recost_replays_a_fresh_simulation(layout: dict) -> None:
     want = play(fresh.graph).makespan_s
     assert makespan(compiled, retimed.graph) == want
     assert want != play(_graph(layout)[1].graph).makespan_s  # the constants did move the step
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_retimer_times_are_a_fresh_build(layout: dict) -> None:
+    """The arrays calibration re-times a row with (planner.transformer.retime) are, task by task,
+    the times of the graph built afresh under other constants, and replay to its simulation."""
+    other = DEFAULT.model_copy(update={"ring_efficiency": 0.6, "hbm_efficiency": 0.7, "collective_launch_s": 3e-5})
+    plan, _ = _graph(layout)
+    graph, retimer = FAMILY.build_retimed(plan)
+    assert retimer is not None  # (a dense model's DualPipe pairs have no all-to-all to hide: passes kept)
+    _, fresh = _graph(layout, other)
+    got = retimer.times(other)
+    attrs = [fresh.graph.nodes[n] for n in graph.graph.nodes]
+    assert got[0].tolist() == [0.0 if "link" in a else a.get("duration", 0.0) for a in attrs]
+    assert got[1].tolist() == [a.get("latency", 0.0) for a in attrs]
+    assert got[2].tolist() == [a.get("transfer", 0.0) for a in attrs]
+    assert makespan_of(compile_graph(graph.graph), *got) == play(fresh.graph).makespan_s
 
 
 def test_shared_link_and_deadlock() -> None:

@@ -4,7 +4,7 @@ Calibration predicts every row under many trial constants. A row's layout (its t
 stream orders) does not depend on the constants, so each worker process compiles a row once (check
 the layout, plan the step, build its graph, compile it for :mod:`planner.replay`) and, for each
 further calibration, re-times the graph's tasks and replays it: the engine's answer on a graph
-compiled once. A family that offers a ``retimer`` (the transformer family:
+compiled once. A family that offers ``build_retimed`` (the transformer family:
 :mod:`planner.transformer.retime`) gives every task's times as arrays read off the re-planned step;
 otherwise (or for a graph the retimer cannot account for) the family re-costs the plan and
 re-times the graph in place (:meth:`planner.family.WorkloadFamily.recost`). Same figure as
@@ -59,9 +59,9 @@ def _compile(row: dict[str, str], line: int, calib: Calibration, key: tuple) -> 
     except PlannerInputError as e:  # the layout itself is refused: under any calibration
         _COMPILED[key] = (e, defaulted)
         raise
-    graph = fam.build_graph(plan)
-    retimer = getattr(fam, "retimer", None)
-    c = _Row(fam, plan, graph, compile_graph(graph.graph), retimer and retimer(plan, graph), defaulted, {})
+    build_retimed = getattr(fam, "build_retimed", None)
+    graph, retimer = build_retimed(plan) if build_retimed else (fam.build_graph(plan), None)
+    c = _Row(fam, plan, graph, compile_graph(graph.graph), retimer, defaulted, {})
     if len(_COMPILED) >= MAX_ROWS:  # a long-lived process (the app) calibrating file after file
         _COMPILED.clear()
     _COMPILED[key] = c

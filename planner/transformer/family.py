@@ -83,11 +83,11 @@ class TransformerFamily:
         plan = recost_plan(plan, calib)
         return plan, build(plan, graph)
 
-    def retimer(self, plan: StepPlan, graph: StepGraph) -> Retimer | None:
-        """What re-times ``graph`` (built from ``plan``) under any calibration as arrays, without
-        building it (:mod:`planner.transformer.retime`); None for a graph it cannot account for,
-        which :meth:`recost` re-times instead."""
-        return Retimer.of(plan, graph)
+    def build_retimed(self, plan: StepPlan) -> tuple[StepGraph, Retimer | None]:
+        """:meth:`build_graph`, and what gives the graph's task times under any calibration as
+        arrays without building it (:mod:`planner.transformer.retime`); None for a graph it cannot
+        account for, which :meth:`recost` re-times instead."""
+        return Retimer.build(plan)
 
     def estimate(self, plan: StepPlan) -> Estimate:
         return estimate(plan)

@@ -27,7 +27,8 @@ from planner.transformer.layer import Pass
 from planner.transformer.plan import StepPlan, recost_plan
 
 PROBE_SCALE = 0.93
-"""The probe calibration moves every constant by this factor (each stays in its range)."""
+"""A probe calibration moves every constant by this factor (each stays in its range): two figures
+of a plan that agree under it and under the plan's own calibration are taken to be one."""
 
 Reduce = tuple[float, int, Group, bool]
 """One gradient reduction the builder asked the plan for: (parameters, rank, group, the plan's own dp group)."""
@@ -70,51 +71,47 @@ class Retimer:
         self.comm = comm  # (tasks,): source index of a transfer's cost (a zero source for other tasks)
 
     @staticmethod
-    def of(plan: StepPlan, graph: StepGraph) -> Retimer | None:
-        """The retimer of ``graph`` (built from ``plan``), or None where a task's times come from
-        no figure of the plan, or the arrays would not give the builder's times."""
-        probe = plan.calib.model_copy(update={k: v * PROBE_SCALE for k, v in plan.calib.constants().items()})
-        moved = recost_plan(plan, probe)
-        recording = _Recording(**{f.name: getattr(moved, f.name) for f in fields(StepPlan)})
+    def build(plan: StepPlan) -> tuple[StepGraph, Retimer | None]:
+        """The step graph of ``plan`` and its retimer, or None where a task's times come from no
+        figure of the plan, two figures that agree under ``plan``'s calibration part under another
+        (which one a task took could not be told), or the arrays do not give the builder's times."""
+        recording = _Recording(**{f.name: getattr(plan, f.name) for f in fields(StepPlan)})
         recording.__dict__.update({k: plan.__dict__[k] for k in ("ops", "pairs") if k in plan.__dict__})
-        fresh = build(recording)  # the graph under the probe calibration, built afresh
-        reduces: list[Reduce] = recording.__dict__.get("reduces", [])
-        src = _sources(plan, reduces)
-        passes = {id(s): i for i, s in enumerate(src) if isinstance(s, Pass)}
-        costs: dict[tuple[float, float, str], int] = {}
-        durations: dict[float, int] = {}
-        for i, s in reversed(list(enumerate(src))):  # the first source of a figure wins
-            if isinstance(s, CommCost):
-                costs[(s.latency_s, s.transfer_s, s.link)] = i
-            elif isinstance(s, float):
-                durations[s] = i
-        zero = len(src)
+        graph = build(recording)
+        reduces: list[Reduce] = list(recording.__dict__.get("reduces", []))
+        src = _sources(recording, reduces)  # the very passes the graph's tasks hold (ZeRO-3's are cached on it)
+        probe = plan.calib.model_copy(update={k: v * PROBE_SCALE for k, v in plan.calib.constants().items()})
+        moved = [_figure(x) for x in _sources(recost_plan(plan, probe), reduces)]
+        found: dict[tuple, int] = {}
+        for i, x in reversed(list(enumerate(src))):  # the first source of a figure wins
+            key = _figure(x)
+            if key is not None:
+                if moved[found.get(key, i)] != moved[i]:
+                    return graph, None
+                found[key] = i
+        passes = {id(x): i for i, x in enumerate(src) if isinstance(x, Pass)}
         attrs = [graph.graph.nodes[n] for n in graph.graph.nodes]
         width = max((len(a.get("passes", ())) for a in attrs), default=0) or 1
-        parts = np.full((len(attrs), width), zero, dtype=np.intp)
+        parts = np.full((len(attrs), width), len(src), dtype=np.intp)
         counts = np.zeros((len(attrs), width))
-        comm = np.full(len(attrs), zero, dtype=np.intp)
+        comm = np.full(len(attrs), len(src), dtype=np.intp)
         for t, a in enumerate(attrs):
             if "link" in a:
-                found = costs.get((a["latency"], a["transfer"], a["link"].split("/", 1)[1]))
-                if found is None:
-                    return None
-                comm[t] = found
+                picked = [found.get(("cost", a["latency"], a["transfer"], a["link"].split("/", 1)[1]), -1)]
+                comm[t] = picked[0]
             elif "passes" in a:
-                for j, (p, c) in enumerate(a["passes"]):
-                    if id(p) not in passes:
-                        return None
-                    parts[t, j], counts[t, j] = passes[id(p)], c
-            elif a.get("duration", 0.0) in durations:
-                parts[t, 0], counts[t, 0] = durations[a["duration"]], 1.0
+                picked = [passes.get(id(x), -1) for x, _ in a["passes"]]
+                parts[t, : len(picked)], counts[t, : len(picked)] = picked, [c for _, c in a["passes"]]
             else:
-                return None
+                picked = [found.get(("seconds", a.get("duration", 0.0)), -1)]
+                parts[t, 0], counts[t, 0] = picked[0], 1.0
+            if min(picked, default=0) < 0:
+                return graph, None
         retimer = Retimer(plan, reduces, parts, counts, comm)
-        for g, calib in ((graph, plan.calib), (fresh, probe)):
-            got = retimer.times(calib)
-            if any(got[j].tolist() != _times(g, k) for j, k in enumerate(("duration", "latency", "transfer"))):
-                return None
-        return retimer
+        got = retimer.times(plan.calib)
+        if any(got[j].tolist() != _times(graph, k) for j, k in enumerate(("duration", "latency", "transfer"))):
+            return graph, None
+        return graph, retimer
 
     def times(self, calib: Calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every task's duration, latency and transfer (graph node order) under ``calib``: a compute
@@ -128,6 +125,13 @@ class Retimer:
         for j in range(self.parts.shape[1]):
             dur += seconds[self.parts[:, j]] * self.counts[:, j]
         return dur, latency[self.comm], transfer[self.comm]
+
+
+def _figure(x: Pass | CommCost | float) -> tuple | None:
+    """What identifies a cost or a duration among a plan's figures (a pass: the object itself)."""
+    if isinstance(x, CommCost):
+        return ("cost", x.latency_s, x.transfer_s, x.link)
+    return None if isinstance(x, Pass) else ("seconds", x)
 
 
 def _times(graph: StepGraph, key: str) -> list[Any]:
