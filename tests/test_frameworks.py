@@ -10,13 +10,17 @@ from typing import Any
 import pytest
 
 import planner
+from planner.calibration import DEFAULT
 from planner.cli import main
+from planner.engine import play
 from planner.errors import PlannerInputError
 from planner.hardware import resolve_cluster
 from planner.search.enumerate import GridEnumerator
 from planner.search.types import SearchSpace
 from planner.sweep import sweep
 from planner.transformer import frameworks as tf
+from planner.transformer.family import FAMILY
+from planner.transformer.keys import Phase
 from planner.transformer.spec import load_model
 from planner.transformer.strategy import Strategy, check_layout
 from planner.validate import frameworks as vf
@@ -161,3 +165,66 @@ def test_embedding_and_head_only_stages_simulate() -> None:
     edge = planner.simulate("llama3-8b", vpp=17, **kw)
     even = planner.simulate("llama3-8b", vpp=16, **kw)
     assert math.isfinite(edge.step_time_s) and edge.step_time_s > 0.9 * even.step_time_s
+
+
+def test_metaseq_fills_what_the_opt_launcher_sets() -> None:
+    """metaseq's opt_baselines.py: FSDP not resharded after forward, full recomputation with the
+    checkpoints split over tp, no sequence parallelism, --update-freq 1 (one micro-batch of the whole
+    per-replica batch: 992 sequences over dp 124 is a micro-batch of 8)."""
+    cluster = resolve_cluster(gpus=992, accelerator="a100-sxm-80gb")
+    s = check_layout(Strategy(tp=8, global_batch=992, precision="fp16", framework="metaseq"), load_model("gpt3-175b"),
+                     cluster)  # fmt: skip
+    assert (s.zero_stage, s.fsdp_reshard_after_forward, s.recompute, s.distribute_saved_activations) == (
+        3, False, "full", True)  # fmt: skip
+    assert (s.sequence_parallel, s.micro_batch, s.micro_batches, s.attention) == (False, 8, 1, "unfused")
+    # the user's own recomputation wins, and its checkpoints stay whole
+    own = check_layout(Strategy(tp=8, global_batch=992, recompute="selective", framework="metaseq"),
+                       load_model("gpt3-175b"), cluster)  # fmt: skip
+    assert (own.recompute, own.distribute_saved_activations) == ("selective", False)
+    # validate: a row leaving the fields blank gets the launcher's; one that states them keeps them
+    row = {"tp": 8, "pp": 1, "dp": 124, "global_batch": 992, "zero_stage": 3}
+    got = vf.transformer_choices("metaseq", "a100-sxm-80gb", 8, row, 96)
+    assert {k: got[k] for k in ("micro_batch", "recompute", "sequence_parallel", "distribute_saved_activations",
+                                "fsdp_reshard_after_forward")} == {  # fmt: skip
+        "micro_batch": 8, "recompute": "full", "sequence_parallel": False, "distribute_saved_activations": True,
+        "fsdp_reshard_after_forward": False}  # fmt: skip
+    stated = vf.transformer_choices("metaseq", "a100-sxm-80gb", 8, row | {"micro_batch": 2, "recompute": "none"}, 96)
+    assert "micro_batch" not in stated and "recompute" not in stated and "distribute_saved_activations" not in stated
+
+
+def test_distributed_checkpoints_need_tp_and_full_recompute() -> None:
+    """Megatron-LM's arguments.py refuses --distribute-saved-activations without tp > 1 and full
+    recomputation; so does planner, as a one-line input error."""
+    with pytest.raises(PlannerInputError, match="distribute_saved_activations"):
+        _resolved("a100-sxm-80gb", tp=1, recompute="full", distribute_saved_activations=True)
+    with pytest.raises(PlannerInputError, match="distribute_saved_activations"):
+        _resolved("a100-sxm-80gb", tp=2, recompute="selective", distribute_saved_activations=True)
+
+
+def test_fsdp_kept_gathered_from_forward_to_backward() -> None:
+    """--no-reshard-after-forward: no gather in the backward (the step is no slower: two gathers and
+    one reduce-scatter a layer become one of each), the rank's
+    whole 16-bit weights held at the backward's start; the estimate follows the graph; split
+    checkpoints hold 1/tp of full recomputation's saved inputs and add an all-gather to recompute."""
+    kw: dict[str, Any] = dict(accelerator="a100-sxm-80gb", gpus=16, tp=2, zero_stage=3, global_batch=32,
+                              recompute="full", precision="fp16")  # fmt: skip
+    model = load_model("gpt3-1.7b")
+    regather = planner.simulate(model, **kw)
+    kept = planner.simulate(model, fsdp_reshard_after_forward=False, **kw)
+    split = planner.simulate(model, fsdp_reshard_after_forward=False, distribute_saved_activations=True, **kw)
+    assert kept.step_time_s <= regather.step_time_s
+    cluster = resolve_cluster(gpus=16, accelerator="a100-sxm-80gb")
+    layout = {k: v for k, v in kw.items() if k not in ("accelerator", "gpus")}
+    for reshard in (True, False):
+        s = FAMILY.check(model, FAMILY.make_strategy(fsdp_reshard_after_forward=reshard, **layout), cluster)
+        plan = FAMILY.plan(model, s, cluster, DEFAULT)
+        graph = FAMILY.build_graph(plan).graph
+        bwd_gathers = sum(1 for n in graph.nodes if n.phase == Phase.LAYER_GATHER_BACKWARD)
+        assert bwd_gathers == (model.num_layers * s.micro_batches if reshard else 0)
+        if not reshard:  # the search's estimate plays the same single gather
+            assert FAMILY.estimate(plan).step_time_s == pytest.approx(play(graph).makespan_s, rel=0.02)
+    whole = model.num_params / 2 * 2 / 2**30  # 16-bit weights of one tp rank
+    assert kept.memory.weights_gib == pytest.approx(whole, rel=0.02) and regather.memory.weights_gib < whole / 4
+    saved = model.num_layers * model.seq_len * 1 * model.hidden_size * 2 / 2**30  # one layer input a layer, mb 1
+    assert kept.memory.activations_gib - split.memory.activations_gib == pytest.approx(saved / 2, rel=0.01)
+    assert split.step_time_s > kept.step_time_s  # the gathered checkpoint before each recomputation

@@ -40,7 +40,7 @@ from planner.transformer.keys import Kind
 from planner.transformer.layer import LayerCosts, Pass
 from planner.transformer.plan import PlanCache, StepPlan, make_plan
 from planner.transformer.schedules import dualpipe, dualpipe_pairs, overlapped_pair, weight_grads_done
-from planner.transformer.sharding import gathers_per_layer
+from planner.transformer.sharding import gathers_for_backward, gathers_per_layer
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
 
@@ -195,7 +195,8 @@ def _fsdp(plan: StepPlan) -> tuple[float, float, float, float, float]:
         f = k.lc.forward.seconds
         b = k.lc.backward.seconds + k.lc.recompute.seconds
         f_layer = max(f + share * min(ag, f), ag)
-        b_layer = max(b + share * min(ag + rs, b), ag + rs)  # gathers and reduce-scatters share the link
+        bag = ag if gathers_for_backward(plan.strategy) else 0.0  # not resharded after forward: no gather
+        b_layer = max(b + share * min(bag + rs, b), bag + rs)  # gathers and reduce-scatters share the link
         layers_time += n * (f_layer + b_layer)
         layers_compute += n * (f + b)
     hc = plan.head

@@ -45,6 +45,11 @@ class TransformerFramework:
     sources: dict[str, str]
     zero_stage: int | None = None  # sharding short of FSDP the framework documents (None: from the fields above)
     layer_chunks: bool = False  # interleaved pipeline, one layer per virtual stage (:func:`layer_chunk_vpp`)
+    reshard_after_forward: bool = True  # FSDP frees a layer's gathered weights after its forward
+    recompute: str | None = None  # the launcher's activation recomputation (None: planner's default)
+    distribute_saved_activations: bool = False  # full recomputation's checkpoints split over the tp ranks
+    sequence_parallel: bool | None = None  # None: planner's default (on with tp > 1 where validate fills it)
+    update_freq: int | None = None  # micro-batches per replica per step, the launcher's (None: not fixed)
 
 
 _TE_HOPPER = "NVIDIA/TransformerEngine attention backend selection (docs): 'On Hopper+ (sm90): FusedAttention > FlashAttention > Unfused; on pre-Hopper: FlashAttention > FusedAttention > Unfused'"  # noqa: E501
@@ -149,6 +154,32 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
         },
         zero_stage=2, layer_chunks=True,
     ),
+    "metaseq": TransformerFramework(
+        "metaseq", GenChoices("unfused", False, False), GenChoices("unfused", False, False), True, True, None,
+        {"fp16": "--memory-efficient-fp16: no fp32 master copy of the weights (Adam's m and v in fp32): priced as "
+         "Adam's 12 bytes a parameter, sharded over dp", "fused_optimizer": "apex-derived FusedAdam "
+         "(metaseq/modules/apex/fused_adam_cuda)", "cuda_graphs": "off (eager)",
+         "loss": "--criterion vocab_parallel_cross_entropy: Megatron's vocab-parallel loss, planner's default"},
+        {
+            "launcher": "OPT-175B as trained (arXiv:2205.01068 sec. 2.4: FSDP with Megatron-LM tensor parallelism): "
+            "facebookresearch/metaseq metaseq/launcher/opt_baselines.py @08c2274 (read in the code index) and "
+            "opt_job_constants.py (175b: model_parallel 8)",
+            "attention": "metaseq/modules/megatron/model/fused_softmax.py: Megatron's fused scaled upper-triangular "
+            "masked softmax between the QK^T and AV GEMMs (the run predates FlashAttention)",
+            "fsdp": "opt_baselines.py: --ddp-backend fully_sharded (fairscale FSDP over the data-parallel ranks)",
+            "reshard_after_forward": "opt_baselines.py: --no-reshard-after-forward (its save-dir key says 'zero2')",
+            "recompute": "opt_baselines.py: --checkpoint-activations (every layer's input saved, the layer recomputed)",
+            "distribute_saved_activations": "opt_baselines.py: --distribute-checkpointed-activations (the saved "
+            "inputs split over the --model-parallel-size ranks, Megatron's distribute_saved_activations)",
+            "sequence_parallel": "not set by opt_baselines.py: Megatron-style TP all-reduces",
+            "update_freq": "opt_baselines.py: --update-freq 1, --batch-size (batch tokens // (GPUs / model "
+            "parallel)) // 2048: one micro-batch of the whole per-replica batch (OPT-175B: 2M tokens over 124 "
+            "replicas is 8 sequences)",
+            "dp_overlap": "FSDP reduce-scatters each layer's gradients from its backward hook",
+        },
+        reshard_after_forward=False, recompute="full", distribute_saved_activations=True, sequence_parallel=False,
+        update_freq=1,
+    ),
 }  # fmt: skip
 """The frameworks by the name ``--framework``, ``framework:`` and validate's column take."""
 
@@ -160,8 +191,6 @@ FRAMEWORK_ALIASES: dict[str, str] = {
     "bloom": "megatron-deepspeed",  # BLOOM (arXiv:2211.05100): Megatron-DeepSpeed
     "mtnlg": "megatron-deepspeed",  # MT-NLG (arXiv:2201.11990): Megatron + DeepSpeed
     "korthikanti": "megatron-deepspeed",  # arXiv:2205.05198's runs: Megatron's unfused softmax on A100
-    # OPT-175B (arXiv:2205.01068 sec. 2.4): FSDP with Megatron TP, before FlashAttention existed
-    "metaseq": "megatron-deepspeed",
     # DeepSeek-V3's HAI-LLM (arXiv:2412.19437 sec. 3.2) uses no TP; the kernel is not named
     "hai-llm": "torchtitan",
 }
@@ -207,9 +236,36 @@ def layer_chunk_vpp(num_layers: int, pp: int) -> int:
     return max(1, (num_layers + 2) // pp) if pp > 1 else 1
 
 
-def defaults(name: str, accelerator_id: str, tp: int, dp: int, pp: int = 1, num_layers: int = 0) -> dict[str, Any]:
+def launcher_choices(
+    name: str, tp: int, dp: int, pp: int = 1, global_batch: int | None = None, given: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The fields framework ``name``'s launcher fixes (FSDP reshard policy, recomputation and where
+    its checkpoints live, sequence parallelism, micro-batches per step), for those ``given`` leaves
+    out: distributed checkpoints only under full recomputation with ``tp > 1`` (Megatron-LM asserts
+    both), the micro-batch only when ``global_batch`` splits into :attr:`update_freq` per replica."""
+    fw = framework(name)
+    given = given or {}
+    out: dict[str, Any] = {}
+    if not fw.reshard_after_forward:
+        out["fsdp_reshard_after_forward"] = False
+    if fw.recompute is not None:
+        out["recompute"] = fw.recompute
+    if fw.sequence_parallel is not None:
+        out["sequence_parallel"] = fw.sequence_parallel
+    recompute = given.get("recompute", out.get("recompute"))
+    if fw.distribute_saved_activations and tp > 1 and recompute == "full":
+        out["distribute_saved_activations"] = True
+    if fw.update_freq and pp == 1 and global_batch and global_batch % (dp * fw.update_freq) == 0:
+        out["micro_batch"] = global_batch // (dp * fw.update_freq)
+    return {k: v for k, v in out.items() if k not in given}
+
+
+def defaults(
+    name: str, accelerator_id: str, tp: int, dp: int, pp: int = 1, num_layers: int = 0, global_batch: int | None = None
+) -> dict[str, Any]:
     """The strategy fields framework ``name`` fixes on ``accelerator_id`` for a layout of ``tp`` x ``dp``
-    (and ``pp`` stages of a ``num_layers``-layer model, for a framework with :attr:`layer_chunks`)."""
+    (and ``pp`` stages of a ``num_layers``-layer model, for a framework with :attr:`layer_chunks`;
+    a ``global_batch`` for one whose launcher fixes the micro-batches per step: :func:`launcher_choices`)."""
     fw = framework(name)
     g = gen_choices(fw, accelerator_id)
     fields: dict[str, Any] = {"attention": g.attention}
@@ -233,15 +289,17 @@ def defaults(name: str, accelerator_id: str, tp: int, dp: int, pp: int = 1, num_
         fields["bucket_mb"] = fw.bucket_mparams
     elif fw.name == "megatron-core":
         fields["bucket_mb"] = max(40.0, 1.0 * dp)  # DDP bucket_size = max(40M, 1M x dp) parameters
-    return fields
+    return fields | launcher_choices(name, tp, dp, pp, global_batch)
 
 
 def apply(strategy: Any, accelerator_id: str, dp: int, num_layers: int = 0) -> Any:
     """``strategy`` with its framework's choices in the fields the user left unset (none: unchanged)."""
     if strategy.framework is None:
         return strategy
-    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers)
+    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers, strategy.global_batch)
     unset = {k: v for k, v in chosen.items() if k not in strategy.model_fields_set}
+    if unset.get("distribute_saved_activations") and unset.get("recompute", strategy.recompute) != "full":
+        unset.pop("distribute_saved_activations")  # the user's own recomputation keeps its checkpoints whole
     if unset.get("zero_stage", 0) >= 2 and strategy.pp > 1:
         unset.pop("zero_stage")  # FSDP with pipeline stages: the framework shards within a stage (ZeRO-1)
         if "zero_stage" not in strategy.model_fields_set:

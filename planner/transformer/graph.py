@@ -23,7 +23,7 @@ from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.layer import LayerCosts, Pass, Segment
 from planner.transformer.plan import StepPlan
 from planner.transformer.schedules import overlapped_pair, weight_grads_done
-from planner.transformer.sharding import gathers_per_layer
+from planner.transformer.sharding import gathers_for_backward, gathers_per_layer
 
 F, B, W = Phase.FORWARD, Phase.BACKWARD, Phase.WEIGHT_GRAD
 SF, SB = Phase.SEND_FORWARD, Phase.SEND_BACKWARD
@@ -361,7 +361,8 @@ def _optimizer(b: _Builder, last_ops: list[tuple[int, Node, list[Node]]]) -> Non
 
 
 def _build_fsdp(b: _Builder) -> None:
-    """ZeRO-3 / FSDP: per-layer parameter all-gathers before forward and backward, gradient
+    """ZeRO-3 / FSDP: per-layer parameter all-gathers before forward and backward (before the
+    forward only when layers are not resharded after it: sharding.gathers_for_backward), gradient
     reduce-scatter after each layer's backward, one layer of prefetch (pp == 1 here)."""
     plan = b.plan
     model, hc = plan.model, plan.head
@@ -370,6 +371,7 @@ def _build_fsdp(b: _Builder) -> None:
     r = 0
     ag_root, rs_root = plan.fsdp_root
     many = 1 if plan.groups.dp.size > 1 else 0  # the gathers' contention applies when there are gathers
+    regather = gathers_for_backward(plan.strategy)
     prev: Node | None = None
 
     def chain(node: Node) -> None:
@@ -411,14 +413,15 @@ def _build_fsdp(b: _Builder) -> None:
         bwd_nodes: list[Node] = []
         for j, i in enumerate(range(L - 1, -1, -1)):
             k = kind[model.layer_is_moe(i)]
-            ag = b.add_comm(
-                Node(Phase.LAYER_GATHER_BACKWARD, i, mb), r, "ag", Kind.DP_COMM, f"all-gather layer {i} (bwd)", k.ag
-            )
-            b.edge(ag_prev, ag)
-            if j >= 2:
-                b.edge(bwd_nodes[j - 2], ag)
-            elif j == 0:
-                b.edge(fwd_nodes[-1], ag)
+            if regather:  # else the layer is still gathered from its forward (sharding.gathers_for_backward)
+                ag = b.add_comm(
+                    Node(Phase.LAYER_GATHER_BACKWARD, i, mb), r, "ag", Kind.DP_COMM, f"all-gather layer {i} (bwd)", k.ag
+                )
+                b.edge(ag_prev, ag)
+                if j >= 2:
+                    b.edge(bwd_nodes[j - 2], ag)
+                elif j == 0:
+                    b.edge(fwd_nodes[-1], ag)
             parts = [(k.lc.recompute, 1), (k.lc.backward, 1), (k.contention_b, many)]
             if i == L - 1:
                 parts.insert(0, (hc.head_backward, 1))
@@ -426,13 +429,15 @@ def _build_fsdp(b: _Builder) -> None:
                 parts.append((hc.embed_backward, 1))
             bn = b.compute(Node(B, i, mb), r, f"B{mb} layer {i}", parts)
             chain(bn)
-            b.edge(ag, bn)
+            if regather:
+                b.edge(ag, bn)
             rs = b.add_comm(
                 Node(Phase.LAYER_REDUCE_SCATTER, i, mb), r, "rs", Kind.DP_COMM, f"reduce-scatter layer {i}", k.rs
             )
             b.edge(bn, rs)
             bwd_nodes.append(bn)
-            ag_prev = ag
+            if regather:
+                ag_prev = ag
             last_rs.append(rs)
         rsr = b.add_comm(
             Node(Phase.ROOT_REDUCE_SCATTER, 0, mb), r, "rs", Kind.DP_COMM, "reduce-scatter embedding/head", rs_root

@@ -223,6 +223,8 @@ def layer_costs(
     flops_fwd = gemm_flops
     if s.recompute == "full":
         rec = tuple(Segment("recompute " + x.label, x.kind, x.seconds) for x in fwd)
+        if s.distribute_saved_activations:  # the checkpoint was split over tp: gathered back first
+            rec = (_tp_comm(coll, "all_gather", act_bytes, t, "all-gather checkpointed input"), *rec)
         flops_rec = flops_fwd
     elif s.recompute == "selective":
         keep = ("flash-attention", "QK^T", "softmax+dropout", "AV")

@@ -17,7 +17,10 @@ torchtitan's and PyTorch's memory tracking):
   arXiv:2407.21783 sec. 3.3.2, does not reshard after forward either): the stage's whole 16-bit
   weights, its gradients accumulated unsharded in fp32 (FSDP2's reduce dtype:
   :func:`~planner.transformer.sharding.accumulated_grad_bytes`), and only Adam's master, m and v
-  sharded: ZeRO-1's bytes (PyTorch PR #124319).
+  sharded: ZeRO-1's bytes (PyTorch PR #124319). Without pipeline stages, FSDP that does not reshard
+  after forward (metaseq's ``--no-reshard-after-forward``,
+  :func:`~planner.transformer.sharding.gathers_for_backward`) holds every layer gathered when the
+  backward starts: the rank's whole 16-bit weights, its gradients reduce-scattered layer by layer.
 * **FP8 weights**: Transformer Engine keeps an FP8 cast of each weight across micro-batches
   (1 byte more per parameter: 3). With the distributed optimizer, Megatron-LM's and NeMo's FP8
   recipes gather the parameters in FP8 (``--fp8-param-gather``: Megatron-LM
@@ -36,7 +39,8 @@ torchtitan's and PyTorch's memory tracking):
     no recomputation, no SP : s*b*h*(10 + 24/t) + 5*a*s^2*b/t      (GPT shape, 16-bit)
     sequence parallel       : s*b*h*34/t + 5*a*s^2*b/t
     selective recomputation : the 5*a*s^2*b/t attention-score term is dropped
-    full recomputation      : 2*s*b*h (/t with SP) per layer, plus one layer's working set
+    full recomputation      : 2*s*b*h (/t with SP or distributed checkpoints) per layer, plus
+                              one layer's working set
 
   FlashAttention never stores the scores, so its ``s^2`` term is zero; the two dropout masks
   (``2*s*b*h`` of the 34) are kept only by models trained with dropout (:func:`dropout_masks`). Context parallelism splits
@@ -74,6 +78,7 @@ from planner.transformer.sharding import (
     accumulated_grad_bytes,
     chunk_stages,
     expert_data_parallel,
+    gathers_for_backward,
     gathers_per_layer,
     grad_reduce_bytes,
     moe_load_factor,
@@ -249,7 +254,7 @@ def layer_activation_bytes(
     full = (unsplit + split) / t + scores if s.sequence_parallel else unsplit + split / t + scores
     full += routed
     if s.recompute == "full":
-        stored = e * sb * h / (t if s.sequence_parallel else 1)
+        stored = e * sb * h / (t if s.sequence_parallel or s.distribute_saved_activations else 1)
     elif op_level_checkpointing(s) and not is_moe:
         # the block's input and w2's output (hidden-sized; sequence-split with SP), q, v, the attention
         # output and w1's output (split by tp)
@@ -310,8 +315,10 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         else:
             weights = zero(rest, experts, 3) * w_bytes
             grads = zero(rest, experts, 2) * g_bytes
-        if gathers_per_layer(s):
+        if gathers_for_backward(s):
             weights += 2 * (params / model.num_layers) * w_bytes  # two gathered layers at a time
+        elif gathers_per_layer(s):  # not resharded after forward: every layer gathered when the backward starts
+            weights = params * w_bytes
         held = chunk_stages(s, r)
         chunk_bytes = sum(kinds[vs][0] * stored_d + kinds[vs][1] * stored_m for vs in held)
         acts = chunk_bytes / len(held) * in_flight(s, r)

@@ -25,6 +25,7 @@ from planner.transformer.memory import Memory, memory
 from planner.transformer.schedules import SCHEDULES, Op, dualpipe_compute_share, dualpipe_pairs
 from planner.transformer.sharding import (
     chunk_stages,
+    gathers_for_backward,
     gathers_per_layer,
     grad_reduce_bytes,
     layer_params_local,
@@ -99,7 +100,8 @@ class FsdpLayer:
         bwd_s = lc.recompute.seconds + lc.backward.seconds
         label = "SMs shared with overlapped NCCL"
         cf = Pass((Segment(label, Kind.COMPUTE, share * min(ag.total_s, fwd_s)),))
-        cb = Pass((Segment(label, Kind.COMPUTE, share * min(ag.total_s + rs.total_s, bwd_s)),))
+        bwd_ag = ag.total_s if gathers_for_backward(plan.strategy) else 0.0
+        cb = Pass((Segment(label, Kind.COMPUTE, share * min(bwd_ag + rs.total_s, bwd_s)),))
         return FsdpLayer(lc, ag, rs, cf, cb)
 
 

@@ -166,6 +166,17 @@ def gathers_per_layer(s: Strategy) -> bool:
     return s.zero_stage == 3 and s.pp == 1
 
 
+def gathers_for_backward(s: Strategy) -> bool:
+    """Whether per-layer FSDP (:func:`gathers_per_layer`) gathers each layer's parameters a second
+    time for its backward: FSDP's default ``reshard_after_forward=True`` frees them after the
+    forward. Without it (:attr:`Strategy.fsdp_reshard_after_forward` False: fairscale's and
+    metaseq's ``--no-reshard-after-forward``, whose OPT launcher names it "zero2") a layer stays
+    gathered from its forward to its backward, as with pipeline stages above: one gather in the
+    forward, prefetched under the previous layer, one reduce-scatter in the backward, and the whole
+    16-bit weights of the rank held at the start of the backward (planner.transformer.memory)."""
+    return gathers_per_layer(s) and s.fsdp_reshard_after_forward
+
+
 def accumulated_grad_bytes(s: Strategy) -> int:
     """Bytes per element of the unsharded gradients a pipeline stage accumulates over its
     micro-batches under ZeRO-2/3 with ``pp > 1`` (:func:`gathers_per_layer`): FSDP2 accumulates them

@@ -90,6 +90,18 @@ class Strategy(BaseModel):
     tp_comm_overlap: bool = Field(
         default=False, description="overlap tensor-parallel communication with GEMMs (Megatron-Core --tp-comm-overlap)"
     )
+    fsdp_reshard_after_forward: bool = Field(
+        default=True,
+        description="ZeRO-3 / FSDP without pipeline stages: free each layer's gathered parameters after its forward"
+        " and gather them again for its backward (False: fairscale's / metaseq's --no-reshard-after-forward, held"
+        " from the forward to the backward)",
+    )
+    distribute_saved_activations: bool = Field(
+        default=False,
+        description="full recomputation: each layer's checkpointed input split over the tensor-parallel ranks and"
+        " all-gathered before its recomputation (Megatron's --distribute-saved-activations, metaseq's"
+        " --distribute-checkpointed-activations)",
+    )
     cp_algorithm: CpAlgorithm = Field(
         default="ring",
         description="context parallelism: ring attention (KV exchange under attention) or DeepSpeed-Ulysses all-to-all",
@@ -254,6 +266,11 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             raise PlannerInputError("ep", f"ep {s.ep} must divide dp*cp = {dp * s.cp}")
     if s.sequence_parallel and s.tp == 1:
         raise PlannerInputError("sequence_parallel", "sequence parallelism needs tp > 1")
+    if s.distribute_saved_activations and (s.tp == 1 or s.recompute != "full"):
+        raise PlannerInputError(  # Megatron-LM's arguments.py asserts the same two conditions
+            "distribute_saved_activations", "splits full recomputation's checkpoints over tp ranks: it needs tp > 1"
+            f" and recompute full (tp {s.tp}, recompute {s.recompute})",
+        )
     if s.zero_stage == 2 and s.pp > 1:  # ZeRO-3 with pp > 1 is FSDP as torchtitan runs it: sharding.gathers_per_layer
         raise PlannerInputError(
             "zero_stage",

@@ -26,6 +26,7 @@ from planner.transformer.frameworks import (
     GenChoices,
     canonical,
     gen_choices,
+    launcher_choices,
     layer_chunk_vpp,
 )
 
@@ -83,8 +84,11 @@ def transformer_choices(
     framework: str, accelerator: str, tp: int, row: dict[str, Any] | None = None, num_layers: int = 0
 ) -> dict[str, Any]:
     """The strategy fields a transformer row's framework fixes: attention kernel and TP overlap,
-    (given the row's parsed ``row`` fields) its :func:`memory_choices`, and for a framework that
-    interleaves one layer per virtual stage (Llama 3's) the ``vpp`` of a row that leaves it blank."""
+    (given the row's parsed ``row`` fields) its :func:`memory_choices`, for a framework that
+    interleaves one layer per virtual stage (Llama 3's) the ``vpp`` of a row that leaves it blank,
+    and the fields a framework's launcher fixes that the row leaves blank (metaseq: FSDP kept gathered
+    from forward to backward, full recomputation with distributed checkpoints, no sequence
+    parallelism, one micro-batch a step: planner.transformer.frameworks.launcher_choices)."""
     fields: dict[str, Any] = {"attention": attention_kernel(framework, accelerator)}
     if tp > 1 and tp_comm_overlap(framework, accelerator):
         fields["tp_comm_overlap"] = True
@@ -93,6 +97,9 @@ def transformer_choices(
         fw = FRAMEWORKS.get(canonical(framework))
         if fw is not None and fw.layer_chunks and "vpp" not in row and num_layers:
             fields["vpp"] = layer_chunk_vpp(num_layers, row.get("pp") or 1)
+        if fw is not None:  # the launcher's own choices (metaseq's OPT-175B) for what the row leaves blank
+            dp, pp = row.get("dp") or 1, row.get("pp") or 1
+            fields.update(launcher_choices(fw.name, tp, dp, pp, row.get("global_batch"), row))
     return fields
 
 
