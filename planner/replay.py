@@ -79,7 +79,7 @@ def compile_graph(graph: Any) -> CompiledGraph:
     """The arrays of ``graph`` (a ``networkx.DiGraph`` as :func:`planner.engine.play` takes it)."""
     nodes = list(graph.nodes)
     index = {n: i for i, n in enumerate(nodes)}
-    attrs = [graph.nodes[n] for n in nodes]
+    attrs = [a for _, a in graph.nodes(data=True)]
     by_stream: dict[str, list[int]] = {}
     for i, a in enumerate(attrs):
         by_stream.setdefault(a["stream"], []).append(i)
@@ -90,7 +90,7 @@ def compile_graph(graph: Any) -> CompiledGraph:
             stream_of[i] = s
     link_ids: dict[str, int] = {}
     link_of = [link_ids.setdefault(a["link"], len(link_ids)) if a.get("link") is not None else -1 for a in attrs]
-    succ = [[index[x] for x in graph.successors(n)] for n in nodes]
+    succ = [[index[x] for x in after] for _, after in graph.adjacency()]  # node order
     pred_lists: list[list[int]] = [[] for _ in nodes]
     for i, ss in enumerate(succ):
         for j in ss:
@@ -167,9 +167,8 @@ def makespan_of(cg: CompiledGraph, dur: np.ndarray, lat: np.ndarray, work: np.nd
     t0 = _first_meeting(cg, arrive, end, work)
     if t0 == math.inf:
         return float(end.max()) if len(end) else 0.0
-    times = dur.tolist(), lat.tolist(), work.tolist()
-    out = _from(cg, t0, start.tolist(), arrive.tolist(), end.tolist(), *times)
-    return _play(cg, *times) if out is None else out
+    out = _from(cg, t0, start, arrive, end, dur, lat, work)
+    return _play(cg, dur.tolist(), lat.tolist(), work.tolist()) if out is None else out
 
 
 def _isolated(
@@ -210,26 +209,29 @@ def _first_meeting(cg: CompiledGraph, arrive: np.ndarray, end: np.ndarray, work:
 def _from(
     cg: CompiledGraph,
     t0: float,
-    start: list[float],
-    arrive: list[float],
-    end: list[float],
-    dur: list[float],
-    lat: list[float],
-    work: list[float],
+    start: np.ndarray,
+    arrive: np.ndarray,
+    end: np.ndarray,
+    dur: np.ndarray,
+    lat: np.ndarray,
+    work: np.ndarray,
 ) -> float | None:
     """The makespan, replaying events from ``t0`` on: what started before ``t0`` is as the isolated
     schedule has it (``start``, ``arrive``, ``end``; ``end`` is overwritten), transfers on a shared
     link from then on share it as :class:`planner.engine.Link` does, and every other task is timed
-    as soon as it can start. None where the event order could matter (see the module)."""
+    as soon as it can start. None where the event order could matter (see the module). Only the
+    tasks not done by ``t0`` (few: most graphs meet at their tail) get state of their own."""
     link_of, shared, succ, stream_of, streams = cg.link_of, cg.shared, cg.succ, cg.stream_of, cg.streams
-    n = len(end)
     queue: list[tuple[float, int, int, int]] = []  # (time, order, task arriving or -1 - link (its timer), version)
     order = itertools.count()
     flows: list[dict[int, float]] = [{} for _ in range(cg.links)]  # per link: task -> work left
     last, version = [0.0] * cg.links, [0] * cg.links
     timer_at, gone_at = [-1.0] * cg.links, [-1.0] * cg.links  # a link's pending timer; its last departure
     pos, free = [0] * len(streams), [0.0] * len(streams)
-    waiting, ready, awaited, on_link = [0] * n, [0.0] * n, [False] * n, [False] * n
+    waiting: dict[int, int] = {}  # a pending task: its predecessors not done
+    ready: dict[int, float] = {}  # its done predecessors' last end
+    awaited: set[int] = set()  # its stream waits for it
+    on_link: set[int] = set()  # a transfer its link ends
 
     def reschedule(k: int, now: float) -> None:
         version[k] += 1
@@ -252,7 +254,7 @@ def _from(
             waiting[j] -= 1
             if t > ready[j]:
                 ready[j] = t
-            if waiting[j] == 0 and awaited[j]:
+            if waiting[j] == 0 and j in awaited:
                 todo.append(stream_of[j])
         s = stream_of[i]
         pos[s] += 1
@@ -264,19 +266,21 @@ def _from(
             tasks = streams[s]
             while pos[s] < len(tasks):
                 i = tasks[pos[s]]
-                if on_link[i] or waiting[i] > 0:  # its link ends it; or it waits for a predecessor
-                    awaited[i] = waiting[i] > 0
+                if i in on_link:  # its link ends it
+                    break
+                if waiting[i] > 0:
+                    awaited.add(i)
                     break
                 t = max(free[s], ready[i])
                 k = link_of[i]
                 if k < 0:
-                    d = dur[i]
+                    d = float(dur[i])
                     t = t + d if d > 0 else t
                 else:
-                    x, w = lat[i], work[i]
+                    x, w = float(lat[i]), float(work[i])
                     t = t + x if x > 0 else t
                     if w > 0 and shared[k]:
-                        on_link[i] = True
+                        on_link.add(i)
                         heapq.heappush(queue, (t, next(order), i, 0))
                         break
                     t = t + w if w > 0 else t
@@ -294,23 +298,25 @@ def _from(
         k = link_of[i] if p else -1
         if k >= 0 and shared[k] and work[i] > 0 and end[i] >= t0:  # the last task it started is on its link
             p -= 1
-            on_link[i] = True
-            if arrive[i] < t0:
-                flows[k][i], last[k] = work[i], arrive[i]
-                reschedule(k, arrive[i])
+            on_link.add(i)
+            a = float(arrive[i])
+            if a < t0:
+                flows[k][i], last[k] = float(work[i]), a
+                reschedule(k, a)
             else:
-                heapq.heappush(queue, (arrive[i], next(order), i, 0))
+                heapq.heappush(queue, (a, next(order), i, 0))
         pos[s] = p
-        free[s] = end[tasks[p - 1]] if p else 0.0
-        for i in tasks[p:]:
-            end[i] = -1.0
+        free[s] = float(end[tasks[p - 1]]) if p else 0.0
         pending += tasks[p:]
+    end[pending] = -1.0
     for j in pending:
+        waiting[j], ready[j] = 0, 0.0
         for i in cg.pred_lists[j]:
-            if end[i] < 0:
+            e = float(end[i])
+            if e < 0:
                 waiting[j] += 1
-            elif end[i] > ready[j]:
-                ready[j] = end[i]
+            elif e > ready[j]:
+                ready[j] = e
     run(list(range(len(streams))))
     while queue:
         now, _, what, ver = heapq.heappop(queue)
@@ -319,7 +325,7 @@ def _from(
             if timer_at[k] == now or gone_at[k] == now:  # and one leaves it at that instant
                 return None
             advance(k, now)
-            flows[k][what] = work[what]
+            flows[k][what] = float(work[what])
             reschedule(k, now)
             continue
         k = -1 - what
@@ -335,13 +341,13 @@ def _from(
         reschedule(k, now)
         todo: list[int] = []
         for i in gone:
-            on_link[i] = False
+            on_link.discard(i)
             finish(i, now, todo)
             todo.append(stream_of[i])
         run(todo)
-    if min(end, default=0.0) < 0:
+    if end.min() < 0:
         return None  # the event replay names what never ran
-    return max(end, default=0.0)
+    return float(end.max())
 
 
 def _play(cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]) -> float:

@@ -42,7 +42,7 @@ position), or an explicit hold-out set. The profile itself is fitted on all rows
 
 **Speed.** Every (calibration, row) prediction is cached and the folds share the cache (each
 evaluation covers all rows), so cross-validation costs little more than one fit when the folds
-agree; predictions run in a process pool (one per core).
+agree; predictions run in worker processes (one per core), each row in one of them (:class:`~planner.calibrate.recost.Shards`).
 """
 
 from __future__ import annotations
@@ -52,16 +52,14 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from planner.calibrate.recost import predict_recost
+from planner.calibrate.recost import Shards, predict_recost
 from planner.calibrate.report import ConstantFit, FitReport, RowError, format_fit
 from planner.calibration import BOUNDS, DEFAULT, Bound, Calibration
 from planner.errors import PlannerInputError
-from planner.pool import process_pool
 from planner.validate import read_rows, row_scenario, summarize
 from planner.validate.rows import measured_value, schema_of
 
@@ -106,12 +104,12 @@ class Evaluator:
         self.cache: dict[tuple[tuple[float, ...], int], tuple[float | None, str | None]] = {}
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.predictions = 0
-        self._pool: ProcessPoolExecutor | None = None
+        self._shards: Shards | None = None
         self._stack = ExitStack()
 
     def __enter__(self) -> Evaluator:
         if self.workers > 1:  # workers die with the calibration (planner.pool)
-            self._pool = self._stack.enter_context(process_pool(self.workers))
+            self._shards = Shards(self.workers, self._stack)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -128,10 +126,10 @@ class Evaluator:
                     seen.add((k, i))
                     todo.append((k, i, c))
         jobs = [(self.rows[i][0], self.rows[i][1], c) for _, i, c in todo]
-        if self._pool is not None and len(jobs) > 1:
-            out = list(self._pool.map(predict_recost, jobs, chunksize=max(1, len(jobs) // (4 * self.workers))))
+        if self._shards is not None:  # each row compiled once, in one worker, re-timed per calibration
+            out = self._shards.run([i for _, i, _ in todo], jobs)
         else:
-            out = [predict_recost(j) for j in jobs]  # each row compiled once, re-costed per calibration
+            out = [predict_recost(j) for j in jobs]
         self.predictions += len(jobs)
         for (k, i, _), (pred, problem, _d) in zip(todo, out, strict=True):
             self.cache[(k, i)] = (pred, problem)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import multiprocessing
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from planner.calibration import Calibration
 from planner.errors import PlannerInputError
+from planner.pool import process_pool
 from planner.registry import family_of
 from planner.replay import CompiledGraph, compile_graph, makespan_of
 from planner.validate import row_scenario
@@ -105,3 +109,56 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
     except PlannerInputError as e:
         refused = _COMPILED.get(key)  # the layout's error, with the fields the row left blank
         return None, str(e), refused[1] if isinstance(refused, tuple) else []
+
+
+Job = tuple[dict[str, str], int, Calibration]
+Prediction = tuple[float | None, str | None, list[str]]
+
+
+def predict_many(jobs: list[Job]) -> list[Prediction]:
+    """:func:`predict_recost` of each job, in one call (one round trip to a worker)."""
+    return [predict_recost(j) for j in jobs]
+
+
+class Shards:
+    """Worker processes that each keep their own rows compiled: a row goes to the first worker
+    free when it is first seen, and to that worker ever after, so each row is compiled (its graph
+    built) once, not once per worker."""
+
+    def __init__(self, workers: int, stack: ExitStack) -> None:
+        self.pools: list[ProcessPoolExecutor] = [stack.enter_context(process_pool(1)) for _ in range(workers)]
+        self.home: dict[int, int] = {}
+        """Row -> the worker that compiled it."""
+
+    def run(self, rows: Sequence[int], jobs: Sequence[Job]) -> list[Prediction]:
+        """The prediction of each job (``rows[k]``: the row of ``jobs[k]``)."""
+        out: list[Prediction | None] = [None] * len(jobs)
+        mine: dict[int, list[int]] = {}  # row -> its jobs
+        for k, r in enumerate(rows):
+            mine.setdefault(r, []).append(k)
+        batches: dict[int, list[int]] = {}  # worker -> jobs of its rows
+        new: list[int] = []
+        for r, ks in mine.items():
+            if r in self.home:
+                batches.setdefault(self.home[r], []).extend(ks)
+            else:
+                new.append(r)
+        running: dict[Future, tuple[int, list[int]]] = {}
+
+        def submit(w: int, ks: list[int]) -> None:
+            running[self.pools[w].submit(predict_many, [jobs[k] for k in ks])] = (w, ks)
+
+        for w, ks in batches.items():
+            submit(w, ks)
+        idle = [w for w in range(len(self.pools)) if w not in batches]
+        while running or new:
+            while idle and new:
+                r = new.pop(0)
+                self.home[r] = w = idle.pop()
+                submit(w, mine[r])
+            for f in wait(running, return_when=FIRST_COMPLETED).done:
+                w, ks = running.pop(f)
+                for k, p in zip(ks, f.result(), strict=True):
+                    out[k] = p
+                idle.append(w)
+        return out  # type: ignore[return-value]
