@@ -41,6 +41,9 @@ CASES: list[tuple[str, int, dict[str, Any]]] = [
     ("gpt3-1.7b", 8, dict(pp=8, schedule="dualpipe", global_batch=32, recompute="full")),
     ("gpt3-1.7b", 8, dict(tp=2, zero_stage=3, global_batch=32, sequence_parallel=True)),
     ("gpt3-1.7b", 8, dict(zero_stage=3, global_batch=32, recompute="full")),
+    # the framework's reduce dtype: FSDP2's fp32 reduce-scatter across nodes, DeepSpeed's 16-bit ZeRO-1
+    ("gpt3-1.7b", 16, dict(zero_stage=3, global_batch=32, grad_reduce_dtype="fp32")),
+    ("gpt3-1.7b", 16, dict(tp=2, pp=2, schedule="1f1b", global_batch=64, zero_stage=1, grad_reduce_dtype="param")),
     # FSDP with pipeline stages (torchtitan, Llama 3): a stage gathered once a step, reduce-scattered once
     ("gpt3-1.7b", 16, dict(tp=2, pp=2, schedule="1f1b", global_batch=64, sequence_parallel=True, zero_stage=3)),
     ("gpt3-1.7b", 16, dict(pp=4, vpp=2, schedule="interleaved", global_batch=64, recompute="full", zero_stage=3)),

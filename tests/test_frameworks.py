@@ -228,3 +228,61 @@ def test_fsdp_kept_gathered_from_forward_to_backward() -> None:
     saved = model.num_layers * model.seq_len * 1 * model.hidden_size * 2 / 2**30  # one layer input a layer, mb 1
     assert kept.memory.activations_gib - split.memory.activations_gib == pytest.approx(saved / 2, rel=0.01)
     assert split.step_time_s > kept.step_time_s  # the gathered checkpoint before each recomputation
+
+
+@pytest.mark.parametrize(
+    ("name", "want"),
+    [("torchtitan", "fp32"), ("meta-internal", "fp32"), ("composer", "param"), ("llm-foundry", "param"),
+     ("deepspeed", "param"), ("megatron-core", None), ("nemo", None), ("megatron", None)],
+)  # fmt: skip
+def test_grad_reduce_dtype_is_the_frameworks_documented_one(name: str, want: str | None) -> None:
+    """torchtitan's mixed_precision_reduce float32 and Llama 3's FP32 reduce-scatter; llm-foundry's
+    PURE mixed precision and DeepSpeed's communication_data_type in the 16-bit dtype; Megatron's
+    rule is planner's own (None). Each entry that sets it names where."""
+    s = _resolved("h100-sxm-80gb", framework=name)
+    assert s.grad_reduce_dtype == want
+    fw = tf.framework(name)
+    assert (fw.grad_reduce is None and name not in ("torchtitan", "meta-internal")) or "grad_reduce" in fw.sources
+    assert _resolved("h100-sxm-80gb", framework=name, grad_reduce_dtype="fp32").grad_reduce_dtype == "fp32"
+
+
+def _fsdp_plan(accelerator: str = "h100-sxm-80gb", gpus: int = 16, **fields: Any) -> Any:
+    model = load_model("llama3-8b")
+    cluster = resolve_cluster(gpus=gpus, accelerator=accelerator)
+    s = FAMILY.check(model, FAMILY.make_strategy(zero_stage=3, global_batch=2 * gpus, **fields), cluster)
+    return FAMILY.plan(model, s, cluster, DEFAULT)
+
+
+def test_fp32_reduce_scatter_moves_twice_the_bytes_and_only_that() -> None:
+    """FSDP2 with reduce_dtype fp32 (torchtitan): each layer's reduce-scatter carries 4 bytes a
+    gradient (its bandwidth time doubles, its latency does not), the all-gather stays bf16, the
+    step is no faster, and memory is what the gradients occupy, not the wire: unchanged."""
+    wide, narrow = _fsdp_plan(grad_reduce_dtype="fp32"), _fsdp_plan(grad_reduce_dtype="param")
+    assert (wide.grad_bytes, narrow.grad_bytes) == (4, 2)
+    rs32, rs16 = wide.fsdp[False].rs.total_s, narrow.fsdp[False].rs.total_s
+    assert 1.5 < rs32 / rs16 < 2.0
+    assert wide.fsdp[False].ag.total_s == narrow.fsdp[False].ag.total_s
+    assert wide.memory == narrow.memory
+    steps = [FAMILY.estimate(p).step_time_s for p in (wide, narrow)]
+    assert steps[0] >= steps[1]
+
+
+def test_no_framework_keeps_planners_rule() -> None:
+    """Without a framework (or a stated dtype) the reduction is priced as before: 16-bit for ZeRO-3,
+    fp32 for a bf16 replica (Megatron's main_grad), 16-bit under fp16 and for FP8 with ZeRO-1."""
+    assert _fsdp_plan().grad_bytes == 2
+    assert _fsdp_plan(precision="fp16", grad_reduce_dtype="fp32").grad_bytes == 4
+    assert _fsdp_plan(precision="fp32", grad_reduce_dtype="param").grad_bytes == 4
+    model, cluster = load_model("llama3-8b"), resolve_cluster(gpus=16, accelerator="h100-sxm-80gb")
+    for fields, want in [({}, 4), ({"precision": "fp16"}, 2), ({"precision": "fp8", "zero_stage": 1}, 2)]:
+        s = FAMILY.check(model, FAMILY.make_strategy(global_batch=32, tp=2, **fields), cluster)
+        assert FAMILY.plan(model, s, cluster, DEFAULT).grad_bytes == want
+
+
+def test_validate_applies_the_reduce_dtype_of_the_named_entry_only() -> None:
+    """A row naming torchtitan reduces in fp32; an alias borrows its entry's kernel, not this
+    (DeepSeek-V3's HAI-LLM maps to torchtitan's kernel only), and an unknown name keeps the rule."""
+    assert vf.transformer_choices("torchtitan", "h100-sxm-80gb", 1)["grad_reduce_dtype"] == "fp32"
+    assert vf.transformer_choices("mosaic", "a100-sxm-40gb", 1, {"zero_stage": 3}).get("grad_reduce_dtype") is None
+    assert "grad_reduce_dtype" not in vf.transformer_choices("hai-llm", "h800-sxm-80gb", 1)
+    assert "grad_reduce_dtype" not in vf.transformer_choices("someone-else", "a100-sxm-80gb", 1)

@@ -45,6 +45,7 @@ class TransformerFramework:
     sources: dict[str, str]
     zero_stage: int | None = None  # sharding short of FSDP the framework documents (None: from the fields above)
     layer_chunks: bool = False  # interleaved pipeline, one layer per virtual stage (:func:`layer_chunk_vpp`)
+    grad_reduce: str | None = None  # data-parallel gradient reduction dtype: fp32 or param (None: planner's rule)
     reshard_after_forward: bool = True  # FSDP frees a layer's gathered weights after its forward
     recompute: str | None = None  # the launcher's activation recomputation (None: planner's default)
     distribute_saved_activations: bool = False  # full recomputation's checkpoints split over the tp ranks
@@ -65,6 +66,11 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "distributed_optimizer": "NeMo / Megatron-Bridge recipes: use_distributed_optimizer=True",
             "dp_overlap": "recipes: overlap_grad_reduce=True; bucket max(40M, 1M x dp) params "
             "(megatron/core/distributed/distributed_data_parallel.py)",
+            "grad_reduce": "planner's rule (sharding.grad_reduce_bytes) is Megatron's: NVIDIA/Megatron-LM @d98e8a64 "
+            "megatron/training/arguments.py sets accumulate_allreduce_grads_in_fp32 = True under --bf16 unless "
+            "--grad-reduce-in-bf16 (the FP8 recipes set it), and megatron/core/distributed/param_and_grad_buffer.py "
+            "keeps the grad buffer, which the distributed optimizer reduce-scatters, in torch.float when "
+            "grad_reduce_in_fp32, else in the param dtype (fp16 under --fp16)",
         },
     ),
     "megatron": TransformerFramework(
@@ -92,7 +98,11 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "backend (FlashAttention-2) on sm80+",
             "bucket_mb": "deepspeed/runtime/zero/config.py: reduce_bucket_size default 5e8 elements",
             "dp_overlap": "overlap_comm: default True under ZeRO-3, False otherwise: planner's default",
+            "grad_reduce": "deepspeedai/DeepSpeed @edaa7221 deepspeed/runtime/constants.py: communication_data_type "
+            "default None, which engine.py's communication_data_type resolves to fp16 / bf16 when those are enabled "
+            "(ZeRO-1/2/3 reduce in the 16-bit param dtype unless the config sets it)",
         },
+        grad_reduce="param",
     ),
     "torchtitan": TransformerFramework(
         "torchtitan", GenChoices("fa2", False, False), GenChoices("fa2", False, False), True, True, None,
@@ -106,7 +116,11 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "(PyTorch's flash backend, FlashAttention-2, on sm80+)",
             "fsdp": "torchtitan config: data_parallel_shard_degree -1 (FSDP2 over all data-parallel ranks)",
             "tp_comm_overlap": "enable_async_tensor_parallel default False",
+            "grad_reduce": "torchtitan/config_manager.py @0011fb90: --training.mixed_precision_reduce default "
+            "'float32' (its only choice), passed as FSDP2 MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32): "
+            "all-gathers move bf16, gradient reduce-scatters fp32",
         },
+        grad_reduce="fp32",
     ),
     "composer": TransformerFramework(
         "composer", GenChoices("fa2", False, False), GenChoices("fa2", False, False), True, True, None,
@@ -119,7 +133,13 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
         {
             "attention": "mosaicml/llm-foundry MPT attn_config attn_impl 'flash' (flash-attn FlashAttention-2)",
             "fsdp": "mosaicml/composer FSDP (FSDP1) sharding_strategy FULL_SHARD default",
+            "grad_reduce": "mosaicml/llm-foundry @8c8dd48f scripts/train/yamls/pretrain/mpt-*.yaml: fsdp_config "
+            "mixed_precision PURE, which composer/distributed/mosaic_parallelism.py get_mixed_precision turns into "
+            "reduce_dtype = the 16-bit precision (Composer's own default, DEFAULT, reduces in float32; "
+            "llm-foundry's benchmark README records 'MP Mode' per row: PURE for A100 40GB, DEFAULT for A100 80GB "
+            "and H100)",
         },
+        grad_reduce="param",
     ),
     "maxtext": TransformerFramework(
         "maxtext", GenChoices("flash", True, False), GenChoices("flash", True, False), True, True, None,
@@ -151,8 +171,11 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
             "stages ... the first model chunk on the first stage has only the embedding, and the last model chunk "
             "on the last stage has only output projection and loss calculation': one layer per chunk, "
             "V = (layers + 2) / pp (Llama 3 405B: 126 layers, pp 16, V = 8)",
+            "grad_reduce": "sec. 3.3.2 (Numerical stability): 'we use FP32 gradient accumulation during backward "
+            "computation over multiple micro-batches and also reduce-scatter gradients in FP32 across data parallel "
+            "workers in FSDP'",
         },
-        zero_stage=2, layer_chunks=True,
+        zero_stage=2, layer_chunks=True, grad_reduce="fp32",
     ),
     "metaseq": TransformerFramework(
         "metaseq", GenChoices("unfused", False, False), GenChoices("unfused", False, False), True, True, None,
@@ -285,6 +308,8 @@ def defaults(
         fields["vpp"] = layer_chunk_vpp(num_layers, pp)
     if fw.dp_overlap is not None:
         fields["dp_overlap"] = fw.dp_overlap
+    if fw.grad_reduce is not None:
+        fields["grad_reduce_dtype"] = fw.grad_reduce
     if fw.bucket_mparams is not None:
         fields["bucket_mb"] = fw.bucket_mparams
     elif fw.name == "megatron-core":

@@ -25,9 +25,9 @@ from planner.transformer.memory import Memory, memory
 from planner.transformer.schedules import SCHEDULES, Op, dualpipe_compute_share, dualpipe_pairs
 from planner.transformer.sharding import (
     chunk_stages,
+    dp_reduce_bytes,
     gathers_for_backward,
     gathers_per_layer,
-    grad_reduce_bytes,
     layer_params_local,
     pipeline_stages,
     rank_params_split,
@@ -140,7 +140,8 @@ class StepPlan:
     params_embed: float
     params_head: float
     grad_bytes: int
-    """Bytes per gradient element reduced."""
+    """Bytes per gradient element the data-parallel reduction moves
+    (:func:`~planner.transformer.sharding.dp_reduce_bytes`)."""
     bucket_params: float
     """Gradient elements per data-parallel bucket."""
     p2p: CommCost
@@ -282,7 +283,7 @@ def make_plan(
         rank_split=split,
         params_embed=model.embedding_params / s.tp,
         params_head=model.lm_head_params / s.tp,
-        grad_bytes=grad_reduce_bytes(s),
+        grad_bytes=dp_reduce_bytes(s),
         bucket_params=s.bucket_mb * 1e6,
         p2p=coll.cost("p2p", p2p_bytes, groups.pp) if s.pp > 1 else CommCost(0.0, 0.0, "up"),
         sync=coll.cost("all_reduce", 8, groups.world),

@@ -183,7 +183,7 @@ def accumulated_grad_bytes(s: Strategy) -> int:
     in its reduce dtype (``FSDPParam.to_accumulated_grad_if_needed``), fp32 in torchtitan's default
     ``mixed_precision_reduce``, and Llama 3 "accumulates gradients in FP32" (arXiv:2407.21783 sec.
     3.3.2), as Megatron's fp32 ``main_grad``; 16-bit under fp16. (The step's reduce-scatter is
-    priced at :func:`grad_reduce_bytes`, 16-bit for ZeRO-3, as before pipeline stages were allowed.)"""
+    priced at :func:`dp_reduce_bytes`: the framework's reduce dtype, else 16-bit for ZeRO-3.)"""
     return 2 if s.precision == "fp16" else 4
 
 
@@ -199,3 +199,20 @@ def grad_reduce_bytes(s: Strategy) -> int:
     if s.zero_stage == 3 or s.precision == "fp16" or (s.precision == "fp8" and s.zero_stage >= 1):
         return 2
     return 4
+
+
+def dp_reduce_bytes(s: Strategy) -> int:
+    """Bytes per gradient element the data-parallel reduction moves (all-reduce, or ZeRO's / FSDP's
+    reduce-scatter): the strategy's ``grad_reduce_dtype`` (a framework's documented choice,
+    planner.transformer.frameworks) where set, else :func:`grad_reduce_bytes`.
+
+    ``fp32``: 4 bytes whatever the training precision (torchtitan's FSDP2 ``reduce_dtype``, Llama 3's
+    "reduce-scatter gradients in FP32"); ``param``: the training dtype's (2 under bf16/fp16/fp8, whose
+    weights are 16-bit; 4 under fp32/tf32), DeepSpeed's default ``communication_data_type`` and FSDP
+    mixed precision ``PURE``. Only the wire: what the gradients occupy stays :func:`grad_reduce_bytes`
+    (planner.transformer.memory)."""
+    if s.grad_reduce_dtype == "fp32":
+        return 4
+    if s.grad_reduce_dtype == "param":
+        return 4 if s.precision in ("fp32", "tf32") else 2
+    return grad_reduce_bytes(s)

@@ -25,6 +25,7 @@ ATTENTION_CHOICES = ("flash", "fa2", "fa3", "cudnn", "sdpa-math", "unfused")
 TrainPrecision = Literal["fp32", "tf32", "fp16", "bf16", "fp8"]
 CpAlgorithm = Literal["ring", "ulysses"]
 CP_ALGORITHM_CHOICES = ("ring", "ulysses")
+GradReduceDtype = Literal["fp32", "param"]
 
 RECOMPUTE_CHOICES = ("none", "selective", "full")
 SCHEDULE_CHOICES = ("gpipe", "1f1b", "interleaved", "zero-bubble", "dualpipe")
@@ -75,6 +76,12 @@ class Strategy(BaseModel):
     precision: TrainPrecision = "bf16"
     dp_overlap: bool = Field(default=True, description="overlap gradient reduction with the backward pass")
     bucket_mb: float = Field(default=40.0, gt=0, description="gradient bucket size, millions of parameters")
+    grad_reduce_dtype: GradReduceDtype | None = Field(
+        default=None,
+        description="datatype of the data-parallel gradient reduction: fp32 (FSDP2 reduce_dtype float32, Megatron's"
+        " fp32 grad buffer), param (the 16-bit training dtype: DeepSpeed's default, FSDP mixed precision PURE);"
+        " default: planner's rule (sharding.grad_reduce_bytes) or the framework's documented choice",
+    )
     schedule: Schedule | None = Field(default=None, description="default 1f1b, interleaved when vpp > 1")
     attention: AttentionKernel = Field(
         default="flash",

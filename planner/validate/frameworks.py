@@ -57,6 +57,16 @@ def attention_kernel(framework: str, accelerator: str) -> str:
     return row_choices(framework, accelerator).attention
 
 
+def grad_reduce_dtype(framework: str) -> str | None:
+    """The data-parallel gradient reduction dtype a row's framework documents (``grad_reduce`` of its
+    entry: fp32 for torchtitan and Llama 3's FSDP, the 16-bit param dtype for llm-foundry's PURE mixed
+    precision and DeepSpeed), or None (planner's rule, which is Megatron's). Only for a row naming the
+    entry itself: an alias borrows its entry's kernel and TP overlap, not this (DeepSeek-V3's HAI-LLM
+    is not torchtitan)."""
+    fw = FRAMEWORKS.get(framework.strip().lower())
+    return None if fw is None else fw.grad_reduce
+
+
 def memory_choices(framework: str, accelerator: str, tp: int, row: dict[str, Any]) -> dict[str, Any]:
     """The memory-saving choices a framework's published runs made and a row may not state.
 
@@ -92,6 +102,8 @@ def transformer_choices(
     fields: dict[str, Any] = {"attention": attention_kernel(framework, accelerator)}
     if tp > 1 and tp_comm_overlap(framework, accelerator):
         fields["tp_comm_overlap"] = True
+    if (reduce_dtype := grad_reduce_dtype(framework)) is not None:
+        fields["grad_reduce_dtype"] = reduce_dtype
     if row is not None:
         fields.update(memory_choices(framework, accelerator, tp, row))
         fw = FRAMEWORKS.get(canonical(framework))
