@@ -38,14 +38,16 @@ _RESUME, _TIMER = 0, 1
 class _Levels:
     """The tasks by level (a task's level: one more than its predecessors' highest, 0 without
     any), so that a level's tasks are timed together: ``order`` lists the tasks level by level,
-    ``pos`` is each task's place in it; per level its places ``[lo, hi)`` and its tasks'
-    predecessors' places, flattened, at ``flat[plo:phi]``, each task's first at ``firsts``."""
+    ``pos`` is each task's place in it; per level (but level 0) its places ``lo:hi``, its tasks'
+    predecessors' places (flattened, each task's first at ``firsts``) and whether a transfer is
+    among its tasks; ``flat`` and ``firsts`` are the same over all levels but 0 (which ends at ``head``)."""
 
     order: np.ndarray
     pos: np.ndarray
-    bounds: list[tuple[int, int, int, int]]
+    head: int
+    steps: list[tuple[int, int, np.ndarray, np.ndarray, bool]]
     flat: np.ndarray
-    firsts: list[np.ndarray]
+    firsts: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,12 @@ def compile_graph(graph: Any) -> CompiledGraph:
     return CompiledGraph(
         nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), topo, [tuple(b) for b in before],
         shared, [np.array(t, dtype=np.intp) for t, sh in zip(on_link, shared, strict=True) if sh],
-        None if topo is None else _levels(before, topo), np.array([k >= 0 for k in link_of], dtype=bool),
+        None if topo is None else _levels(before, topo, [k >= 0 for k in link_of]),
+        np.array([k >= 0 for k in link_of], dtype=bool),
     )  # fmt: skip
 
 
-def _levels(before: list[list[int]], topo: list[int]) -> _Levels:
+def _levels(before: list[list[int]], topo: list[int], is_link: list[bool]) -> _Levels:
     level = [0] * len(before)
     for i in topo:
         b = before[i]
@@ -121,20 +124,24 @@ def _levels(before: list[list[int]], topo: list[int]) -> _Levels:
     pos = [0] * len(order)
     for k, i in enumerate(order):
         pos[i] = k
-    bounds: list[tuple[int, int, int, int]] = []
+    head = next((k for k, i in enumerate(order) if level[i]), len(order))
+    steps: list[tuple[int, int, np.ndarray, np.ndarray, bool]] = []
     flat: list[int] = []
-    firsts: list[np.ndarray] = []
-    lo = 0
+    firsts: list[int] = []
+    lo = head
     while lo < len(order):
-        hi, plo, starts = lo, len(flat), []
+        hi, here, starts = lo, [], []
         while hi < len(order) and level[order[hi]] == level[order[lo]]:
-            starts.append(len(flat) - plo)
-            flat += [pos[p] for p in before[order[hi]]]
+            starts.append(len(here))
+            firsts.append(len(flat) + len(here))
+            here += [pos[p] for p in before[order[hi]]]
             hi += 1
-        bounds.append((lo, hi, plo, len(flat)))
-        firsts.append(np.array(starts, dtype=np.intp))
+        flat += here
+        links = any(is_link[i] for i in order[lo:hi])
+        steps.append((lo, hi, np.array(here, dtype=np.intp), np.array(starts, dtype=np.intp), links))
         lo = hi
-    return _Levels(np.array(order, dtype=np.intp), np.array(pos, dtype=np.intp), bounds, np.array(flat, dtype=np.intp), firsts)
+    o, p, f, fs = (np.array(x, dtype=np.intp) for x in (order, pos, flat, firsts))
+    return _Levels(o, p, head, steps, f, fs)
 
 
 def _topological(before: list[list[int]]) -> list[int] | None:
@@ -180,14 +187,15 @@ def _isolated(
     # on the link (the engine waits only for positive times, and x + 0.0 is x)
     first = np.maximum(np.where(cg.is_link, lat, dur), 0.0)[lv.order]
     then = np.where(cg.is_link, np.maximum(work, 0.0), 0.0)[lv.order]
-    start, arrive, end = np.zeros(len(first)), np.zeros(len(first)), np.zeros(len(first))
-    for (lo, hi, plo, phi), firsts in zip(lv.bounds, lv.firsts, strict=True):
-        if phi > plo:  # level 0 starts at 0
-            t = start[lo:hi] = np.maximum.reduceat(end[lv.flat[plo:phi]], firsts)
-        else:
-            t = start[lo:hi]
-        a = arrive[lo:hi] = t + first[lo:hi]
-        end[lo:hi] = a + then[lo:hi]
+    end = np.zeros(len(first))
+    end[: lv.head] = first[: lv.head] + then[: lv.head]  # level 0 starts at 0 (and 0.0 + x is x)
+    for lo, hi, preds, firsts, links in lv.steps:
+        a = np.maximum.reduceat(end[preds], firsts) + first[lo:hi]
+        end[lo:hi] = a + then[lo:hi] if links else a  # (a task with no link adds nothing after)
+    start = np.zeros(len(first))
+    if lv.head < len(first):  # every task but level 0's starts at its predecessors' last end
+        start[lv.head :] = np.maximum.reduceat(end[lv.flat], lv.firsts)
+    arrive = start + first
     return start[lv.pos], arrive[lv.pos], end[lv.pos]
 
 
