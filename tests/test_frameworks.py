@@ -286,3 +286,27 @@ def test_validate_applies_the_reduce_dtype_of_the_named_entry_only() -> None:
     assert vf.transformer_choices("mosaic", "a100-sxm-40gb", 1, {"zero_stage": 3}).get("grad_reduce_dtype") is None
     assert "grad_reduce_dtype" not in vf.transformer_choices("hai-llm", "h800-sxm-80gb", 1)
     assert "grad_reduce_dtype" not in vf.transformer_choices("someone-else", "a100-sxm-80gb", 1)
+
+
+def test_deepspeed_pipeline_reduces_after_the_flush_and_bf16_all_reduces() -> None:
+    """Megatron-DeepSpeed with pp > 1 runs DeepSpeed's PipelineEngine: its TrainSchedule reduces the
+    gradients after the last micro-batch (no overlap), and bf16 with ZeRO-1 is the BF16_Optimizer,
+    which all-reduces the fp32 gradients (twice a reduce-scatter's traffic) before all-gathering."""
+    cluster = resolve_cluster(gpus=64, accelerator="a100-sxm-80gb")
+    model = load_model("gpt3-1.7b")
+    kw: dict[str, Any] = dict(tp=2, pp=4, global_batch=64, framework="megatron-deepspeed")
+    bf16 = check_layout(Strategy(zero_stage=1, precision="bf16", **kw), model, cluster)
+    assert (bf16.dp_overlap, bf16.grad_all_reduce) == (False, True)
+    fp16 = check_layout(Strategy(zero_stage=1, precision="fp16", **kw), model, cluster)
+    assert (fp16.dp_overlap, fp16.grad_all_reduce) == (False, False)
+    flat = check_layout(Strategy(zero_stage=1, tp=2, global_batch=64, framework="megatron-deepspeed"), model, cluster)
+    assert (flat.dp_overlap, flat.grad_all_reduce) == (True, False)  # no pipeline engine at pp 1
+    with pytest.raises(PlannerInputError, match="grad_all_reduce"):
+        check_layout(Strategy(zero_stage=0, grad_all_reduce=True, **kw), model, cluster)
+    rs, ar = (FAMILY.plan(model, s, cluster, DEFAULT) for s in (bf16.model_copy(update={"grad_all_reduce": False}), bf16))
+    t_rs, t_ar = (p.grad_reduce(1e9, 0, p.groups.dp).transfer_s for p in (rs, ar))
+    assert t_ar == pytest.approx(2 * t_rs, rel=0.05)
+    # validate: a bf16 ZeRO-1 pipeline row gets the all-reduce; its stated dp_overlap wins
+    row = {"tp": 4, "pp": 12, "dp": 8, "zero_stage": 1, "precision": "bf16", "dp_overlap": True}
+    got = vf.transformer_choices("bloom", "a100-sxm-80gb", 4, row, 70)
+    assert got["grad_all_reduce"] is True and "dp_overlap" not in got

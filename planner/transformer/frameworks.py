@@ -51,6 +51,7 @@ class TransformerFramework:
     distribute_saved_activations: bool = False  # full recomputation's checkpoints split over the tp ranks
     sequence_parallel: bool | None = None  # None: planner's default (on with tp > 1 where validate fills it)
     update_freq: int | None = None  # micro-batches per replica per step, the launcher's (None: not fixed)
+    deepspeed_pipeline: bool = False  # pp > 1 runs DeepSpeed's PipelineEngine (:func:`launcher_choices`)
 
 
 _TE_HOPPER = "NVIDIA/TransformerEngine attention backend selection (docs): 'On Hopper+ (sm90): FusedAttention > FlashAttention > Unfused; on pre-Hopper: FlashAttention > FusedAttention > Unfused'"  # noqa: E501
@@ -87,8 +88,16 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
         None, {"cuda_graphs": "off", "fused_optimizer": "DeepSpeed FusedAdam"},
         {
             "attention": "microsoft/Megatron-DeepSpeed megatron/arguments.py: --use-flash-attn off by default",
-            "dp_overlap": "DeepSpeed zero_optimization.overlap_comm: not set by the examples: planner's default",
+            "dp_overlap": "DeepSpeed zero_optimization.overlap_comm: not set by the examples: planner's default; "
+            "with pp > 1 DeepSpeed's PipelineEngine runs deepspeed/runtime/pipe/schedule.py TrainSchedule, whose "
+            "last step issues ReduceTiedGrads, ReduceGrads, OptimizerStep after the last micro-batch's backward: "
+            "no overlap",
+            "grad_all_reduce": "bf16 with ZeRO-1 (BLOOM: ds_config stage 0 with bf16, 'it implements its own zero "
+            "stage 1 equivalent', bigscience train/tr11-176B-ml/tr11-176B-ml.slurm) is DeepSpeed's BF16_Optimizer: "
+            "pipe/engine.py _bf16_reduce_grads all-reduces its fp32 gradients (buffered_allreduce_fallback) and "
+            "runtime/bf16_optimizer.py update_lp_params all-gathers the updated bf16 shards",
         },
+        deepspeed_pipeline=True,
     ),
     "deepspeed": TransformerFramework(
         "deepspeed", GenChoices("fa2", False, False), GenChoices("fa2", False, False), False, None, 500.0,
@@ -263,9 +272,10 @@ def launcher_choices(
     name: str, tp: int, dp: int, pp: int = 1, global_batch: int | None = None, given: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The fields framework ``name``'s launcher fixes (FSDP reshard policy, recomputation and where
-    its checkpoints live, sequence parallelism, micro-batches per step), for those ``given`` leaves
-    out: distributed checkpoints only under full recomputation with ``tp > 1`` (Megatron-LM asserts
-    both), the micro-batch only when ``global_batch`` splits into :attr:`update_freq` per replica."""
+    its checkpoints live, sequence parallelism, micro-batches per step, DeepSpeed's pipeline gradient
+    reduction), for those ``given`` leaves out: distributed checkpoints only under full recomputation
+    with ``tp > 1`` (Megatron-LM asserts both), the micro-batch only when ``global_batch`` splits into
+    :attr:`update_freq` per replica, the bf16 optimizer's all-reduce only for a ZeRO-1 ``given``."""
     fw = framework(name)
     given = given or {}
     out: dict[str, Any] = {}
@@ -280,6 +290,10 @@ def launcher_choices(
         out["distribute_saved_activations"] = True
     if fw.update_freq and pp == 1 and global_batch and global_batch % (dp * fw.update_freq) == 0:
         out["micro_batch"] = global_batch // (dp * fw.update_freq)
+    if fw.deepspeed_pipeline and pp > 1:  # gradients reduced after the pipeline's flush
+        out["dp_overlap"] = False
+        if given.get("precision", "bf16") == "bf16" and given.get("zero_stage") == 1:
+            out["grad_all_reduce"] = True  # DeepSpeed's BF16_Optimizer
     return {k: v for k, v in out.items() if k not in given}
 
 
@@ -322,6 +336,8 @@ def apply(strategy: Any, accelerator_id: str, dp: int, num_layers: int = 0) -> A
     if strategy.framework is None:
         return strategy
     chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers, strategy.global_batch)
+    given = {k: getattr(strategy, k) for k in strategy.model_fields_set}
+    chosen |= launcher_choices(strategy.framework, strategy.tp, dp, strategy.pp, strategy.global_batch, given)
     unset = {k: v for k, v in chosen.items() if k not in strategy.model_fields_set}
     if unset.get("distribute_saved_activations") and unset.get("recompute", strategy.recompute) != "full":
         unset.pop("distribute_saved_activations")  # the user's own recomputation keeps its checkpoints whole

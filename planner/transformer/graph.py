@@ -23,7 +23,7 @@ from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.layer import LayerCosts, Pass, Segment
 from planner.transformer.plan import StepPlan
 from planner.transformer.schedules import overlapped_pair, weight_grads_done
-from planner.transformer.sharding import gathers_for_backward, gathers_per_layer
+from planner.transformer.sharding import dp_reduce_kind, gathers_for_backward, gathers_per_layer
 
 F, B, W = Phase.FORWARD, Phase.BACKWARD, Phase.WEIGHT_GRAD
 SF, SB = Phase.SEND_FORWARD, Phase.SEND_BACKWARD
@@ -248,7 +248,7 @@ def _grad_reduction(b: _Builder, r: int, ready_grads: list[tuple[Node, float]], 
     dp_tasks: list[Node] = []
     if red.size <= 1:
         return dp_tasks
-    kind = "all_reduce" if s.zero_stage == 0 else "reduce_scatter"
+    kind = dp_reduce_kind(s)
     acc = 0.0
     start = 0  # the bucket's first entry
     for k, (task, prm) in enumerate(ready_grads):

@@ -26,6 +26,7 @@ from planner.transformer.schedules import SCHEDULES, Op, dualpipe_compute_share,
 from planner.transformer.sharding import (
     chunk_stages,
     dp_reduce_bytes,
+    dp_reduce_kind,
     gathers_for_backward,
     gathers_per_layer,
     layer_params_local,
@@ -179,7 +180,7 @@ class StepPlan:
         """One gradient reduction of ``params`` elements of rank ``rank`` over ``dp``: routed-expert
         gradients (their share of the rank's parameters) over its expert-data-parallel ranks only
         (Megatron-Core's expert-data-parallel group), the rest over all of ``dp``."""
-        kind = "all_reduce" if self.strategy.zero_stage == 0 else "reduce_scatter"
+        kind = dp_reduce_kind(self.strategy)
         share = self.expert_share(rank)
         expert_dp = self.groups.expert_dp if dp is self.groups.dp else expert_dp_group(dp, self.strategy)
         return sum_costs(

@@ -166,6 +166,14 @@ def gathers_per_layer(s: Strategy) -> bool:
     return s.zero_stage == 3 and s.pp == 1
 
 
+def dp_reduce_kind(s: Strategy) -> str:
+    """The collective that reduces gradients over the data-parallel ranks: an all-reduce without
+    ZeRO and under DeepSpeed's BF16_Optimizer (:attr:`Strategy.grad_all_reduce`: its pipeline engine's
+    ``_bf16_reduce_grads`` all-reduces the fp32 gradients, ``buffered_allreduce_fallback``, and the
+    optimizer all-gathers the updated bf16 shards, ``update_lp_params``), else a reduce-scatter."""
+    return "all_reduce" if s.zero_stage == 0 or s.grad_all_reduce else "reduce_scatter"
+
+
 def gathers_for_backward(s: Strategy) -> bool:
     """Whether per-layer FSDP (:func:`gathers_per_layer`) gathers each layer's parameters a second
     time for its backward: FSDP's default ``reshard_after_forward=True`` frees them after the

@@ -109,6 +109,12 @@ class Strategy(BaseModel):
         " all-gathered before its recomputation (Megatron's --distribute-saved-activations, metaseq's"
         " --distribute-checkpointed-activations)",
     )
+    grad_all_reduce: bool = Field(
+        default=False,
+        description="ZeRO-1 as DeepSpeed's BF16_Optimizer runs it under its pipeline engine: the gradients"
+        " all-reduced over the data-parallel ranks (not reduce-scattered), each rank updating its shard of the"
+        " fp32 master weights, the 16-bit weights then all-gathered",
+    )
     cp_algorithm: CpAlgorithm = Field(
         default="ring",
         description="context parallelism: ring attention (KV exchange under attention) or DeepSpeed-Ulysses all-to-all",
@@ -273,6 +279,8 @@ def check_layout(s: Strategy, model: TransformerSpec, cluster: Cluster) -> Strat
             raise PlannerInputError("ep", f"ep {s.ep} must divide dp*cp = {dp * s.cp}")
     if s.sequence_parallel and s.tp == 1:
         raise PlannerInputError("sequence_parallel", "sequence parallelism needs tp > 1")
+    if s.grad_all_reduce and s.zero_stage != 1:
+        raise PlannerInputError("grad_all_reduce", f"is DeepSpeed's bf16 ZeRO-1: it needs zero_stage 1, not {s.zero_stage}")
     if s.distribute_saved_activations and (s.tp == 1 or s.recompute != "full"):
         raise PlannerInputError(  # Megatron-LM's arguments.py asserts the same two conditions
             "distribute_saved_activations", "splits full recomputation's checkpoints over tp ranks: it needs tp > 1"
