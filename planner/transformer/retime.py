@@ -113,18 +113,27 @@ class Retimer:
             return graph, None
         return graph, retimer
 
-    def times(self, calib: Calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Every task's duration, latency and transfer (graph node order) under ``calib``: a compute
-        task's duration adds its passes' seconds times their counts in order, as the builder does."""
-        plan = recost_plan(self.plan, calib)
-        src = _sources(plan, self.reduces)
-        seconds = np.array([s.seconds if isinstance(s, Pass) else s if isinstance(s, float) else 0.0 for s in src] + [0.0])
-        latency = np.array([s.latency_s if isinstance(s, CommCost) else 0.0 for s in src] + [0.0])
-        transfer = np.array([s.transfer_s if isinstance(s, CommCost) else 0.0 for s in src] + [0.0])
+    def figures(self, calib: Calibration) -> np.ndarray:
+        """The plan's figures under ``calib`` that the tasks' times come from: (seconds, latency,
+        transfer) of each source, and a zero source. Equal figures give equal task times."""
+        src = _sources(recost_plan(self.plan, calib), self.reduces)
+        return np.array(
+            [[s.seconds if isinstance(s, Pass) else s if isinstance(s, float) else 0.0 for s in src] + [0.0]]
+            + [[getattr(s, k) if isinstance(s, CommCost) else 0.0 for s in src] + [0.0] for k in ("latency_s", "transfer_s")]
+        )
+
+    def expand(self, figures: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every task's duration, latency and transfer (graph node order) from :meth:`figures`: a
+        compute task's duration adds its passes' seconds times their counts in order, as the builder does."""
+        seconds, latency, transfer = figures
         dur = np.zeros(len(self.comm))
         for j in range(self.parts.shape[1]):
             dur += seconds[self.parts[:, j]] * self.counts[:, j]
         return dur, latency[self.comm], transfer[self.comm]
+
+    def times(self, calib: Calibration) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every task's duration, latency and transfer (graph node order) under ``calib``."""
+        return self.expand(self.figures(calib))
 
 
 def _figure(x: Pass | CommCost | float) -> tuple | None:
