@@ -240,6 +240,26 @@ def _from(
     ready: dict[int, float] = {}  # its done predecessors' last end
     awaited: set[int] = set()  # its stream waits for it
     on_link: set[int] = set()  # a transfer its link ends
+    # per link, its transfers still to arrive (by the earliest they can: the isolated schedule's
+    # arrival, or the real one once known), but those in ``resolved``, lazily dropped
+    expected: list[list[tuple[float, int]]] = [[] for _ in range(cg.links)]
+    resolved: set[int] = set()
+
+    def alone(k: int, i: int, a: float, e: float) -> bool:
+        """Whether transfer ``i`` has link ``k`` to itself from its arrival ``a`` to ``e``: no flow
+        on it, none leaving at ``a``, none else to arrive by ``e`` (a task starts no earlier than
+        in the isolated schedule). Then it ends at ``e`` whatever else happens meanwhile."""
+        if flows[k] or gone_at[k] >= a:
+            return False
+        resolved.add(i)
+        h = expected[k]
+        while h and h[0][1] in resolved:
+            heapq.heappop(h)
+        if h and h[0][0] <= e:
+            resolved.discard(i)
+            heapq.heappush(h, (a, i))
+            return False
+        return True
 
     def reschedule(k: int, now: float) -> None:
         version[k] += 1
@@ -288,9 +308,11 @@ def _from(
                     x, w = float(lat[i]), float(work[i])
                     t = t + x if x > 0 else t
                     if w > 0 and shared[k]:
-                        on_link.add(i)
-                        heapq.heappush(queue, (t, next(order), i, 0))
-                        break
+                        if not alone(k, i, t, t + w):
+                            on_link.add(i)
+                            heapq.heappush(queue, (t, next(order), i, 0))
+                            break
+                        gone_at[k] = t + w
                     t = t + w if w > 0 else t
                 finish(i, t, todo)
 
@@ -318,6 +340,9 @@ def _from(
         pending += tasks[p:]
     end[pending] = -1.0
     for j in pending:
+        k = link_of[j]
+        if k >= 0 and shared[k] and work[j] > 0 and j not in flows[k]:
+            heapq.heappush(expected[k], (float(arrive[j]), j))
         waiting[j], ready[j] = 0, 0.0
         for i in cg.pred_lists[j]:
             e = float(end[i])
@@ -332,6 +357,7 @@ def _from(
             k = link_of[what]
             if timer_at[k] == now or gone_at[k] == now:  # and one leaves it at that instant
                 return None
+            resolved.add(what)
             advance(k, now)
             flows[k][what] = float(work[what])
             reschedule(k, now)
