@@ -71,6 +71,18 @@ def test_retimer_times_are_a_fresh_build(layout: dict) -> None:
     assert makespan_of(compile_graph(graph.graph), *got) == play(fresh.graph).makespan_s
 
 
+def test_retimer_declines_passes_the_builder_rewrites() -> None:
+    """A mixture-of-experts DualPipe pair hides its all-to-all under the other chunk: the builder
+    makes new passes from the plan's, so no figure of the plan gives those tasks' times; the row is
+    re-costed by building instead (the recost test above covers that path)."""
+    model = load_model("mixtral-8x7b")
+    cluster = resolve_cluster(gpus=32, accelerator="h100-sxm-80gb")
+    s = FAMILY.check(model, FAMILY.make_strategy(tp=2, ep=8, pp=2, schedule="dualpipe", global_batch=32), cluster)
+    graph, retimer = FAMILY.build_retimed(FAMILY.plan(model, s, cluster, DEFAULT))
+    assert retimer is None
+    assert list(graph.graph.nodes) == list(FAMILY.build_graph(FAMILY.plan(model, s, cluster, DEFAULT)).graph.nodes)
+
+
 def test_shared_link_and_deadlock() -> None:
     """Two 1 s transfers on one link take 2 s together (processor sharing); a cycle is refused."""
     g = nx.DiGraph()
