@@ -34,7 +34,9 @@ TARGET_S = 20.0
 
 def _cpu_s() -> float:
     """CPU seconds of this process and of its finished workers."""
-    return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    return sum(
+        r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    )
 
 
 def run(name: str, train: list, holdout: list | None) -> dict:

@@ -119,7 +119,10 @@ class Retimer:
         src = _sources(recost_plan(self.plan, calib), self.reduces)
         return np.array(
             [[s.seconds if isinstance(s, Pass) else s if isinstance(s, float) else 0.0 for s in src] + [0.0]]
-            + [[getattr(s, k) if isinstance(s, CommCost) else 0.0 for s in src] + [0.0] for k in ("latency_s", "transfer_s")]
+            + [
+                [getattr(s, k) if isinstance(s, CommCost) else 0.0 for s in src] + [0.0]
+                for k in ("latency_s", "transfer_s")
+            ]
         )
 
     def expand(self, figures: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
