@@ -310,3 +310,23 @@ def test_deepspeed_pipeline_reduces_after_the_flush_and_bf16_all_reduces() -> No
     row = {"tp": 4, "pp": 12, "dp": 8, "zero_stage": 1, "precision": "bf16", "dp_overlap": True}
     got = vf.transformer_choices("bloom", "a100-sxm-80gb", 4, row, 70)
     assert got["grad_all_reduce"] is True and "dp_overlap" not in got
+
+
+def test_mtnlg_fills_what_its_paper_documents() -> None:
+    """MT-NLG 530B (arXiv:2201.11990): every transformer block recomputed (sec. 2.1 counts only the
+    layer-boundary activations), Megatron's 2021 unfused softmax, no sequence parallelism, and
+    DeepSpeed's pipeline engine reducing the gradients after the flush; what a caller or a row states
+    wins, and a row leaving recompute blank is predicted with full recomputation."""
+    cluster = resolve_cluster(gpus=64, accelerator="a100-sxm-80gb")
+    model = load_model("gpt3-1.7b")
+    s = check_layout(Strategy(tp=2, pp=4, global_batch=64, framework="mtnlg"), model, cluster)
+    assert (s.recompute, s.attention, s.sequence_parallel, s.dp_overlap) == ("full", "unfused", False, False)
+    assert (s.zero_stage, s.distribute_saved_activations, s.micro_batch) == (0, False, 1)
+    own = check_layout(Strategy(tp=2, pp=4, global_batch=64, recompute="selective", framework="mtnlg"), model, cluster)
+    assert own.recompute == "selective"
+    row = {"tp": 8, "pp": 35, "dp": 8, "global_batch": 1920, "zero_stage": 0, "precision": "bf16",
+           "sequence_parallel": False, "dp_overlap": True}  # fmt: skip
+    got = vf.transformer_choices("mtnlg", "a100-sxm-80gb", 8, row, 105)
+    assert got["recompute"] == "full" and got["attention"] == "unfused" and "dp_overlap" not in got
+    assert "recompute" not in vf.transformer_choices("mtnlg", "a100-sxm-80gb", 8, row | {"recompute": "none"}, 105)
+    assert "grad_all_reduce" not in got  # no ZeRO-1 stated: DeepSpeed's BF16_Optimizer is not assumed

@@ -212,6 +212,31 @@ FRAMEWORKS: dict[str, TransformerFramework] = {
         reshard_after_forward=False, recompute="full", distribute_saved_activations=True, sequence_parallel=False,
         update_freq=1,
     ),
+    "mtnlg": TransformerFramework(
+        "mtnlg", GenChoices("unfused", False, False), GenChoices("unfused", False, False), False, None, None,
+        {"micro_batch": "not stated: planner's default 1 (sec. 2.1's example: 1920 micro-batches of 1)",
+         "zero_stage": "not stated: planner's default (no sharding)", "fused_optimizer": "not stated",
+         "cuda_graphs": "off (eager)"},
+        {
+            "launcher": "MT-NLG 530B as trained (Smith et al. 2022, arXiv:2201.11990, read through the quotes of "
+            "its sec. 2 in public notes; no launch script is public: microsoft/Megatron-DeepSpeed @f4157bea "
+            "examples_deepspeed/azure/run-1t.sh names the 530B shape only, for a ZeRO-3 benchmark without pp)",
+            "attention": "2021 Megatron (sec. 2.2: tensor slicing from Megatron-LM): fused scale-mask-softmax between "
+            "the QK^T and AV GEMMs (the run predates FlashAttention)",
+            "recompute": "sec. 2.1 (Memory efficiency): 'Checkpointing and recomputing the activations of each "
+            "transformer block' leaves 'the activations at the boundaries between layers', batch x layers x seq "
+            "x hidden x 2 bytes, 16.9 TB for 1920 x 105 x 2048 x 20480; sec. 2.4's 126/121/113 TFLOP/s at "
+            "60.1/50.2/44.4 s are Megatron's recompute-inclusive 96Bslh^2(1 + s/6h + V/16lh) FLOPs",
+            "sequence_parallel": "none: Megatron's sequence parallelism (arXiv:2205.05198) came after the run",
+            "deepspeed_pipeline": "sec. 2.2 (as its reviews quote it): the stack 'combines pipeline parallelism "
+            "and data parallelism from DeepSpeed with tensor slicing from Megatron', each replica 8-way tensor "
+            "slicing in a node x 35-way pipeline: DeepSpeed's PipelineEngine (1F1B TrainSchedule, gradients "
+            "reduced after the flush; see megatron-deepspeed)",
+            "precision": "sec. 2.3 (quoted): 'mixed precision using 16-bit bfloat16' on Selene's DGX A100 80GB "
+            "(the rows' precision column)",
+        },
+        recompute="full", sequence_parallel=False, deepspeed_pipeline=True,
+    ),
 }  # fmt: skip
 """The frameworks by the name ``--framework``, ``framework:`` and validate's column take."""
 
@@ -221,7 +246,6 @@ FRAMEWORK_ALIASES: dict[str, str] = {
     "llm-foundry": "composer",
     "mosaic": "composer",  # MosaicML's published MPT / llm-foundry runs
     "bloom": "megatron-deepspeed",  # BLOOM (arXiv:2211.05100): Megatron-DeepSpeed
-    "mtnlg": "megatron-deepspeed",  # MT-NLG (arXiv:2201.11990): Megatron + DeepSpeed
     "korthikanti": "megatron-deepspeed",  # arXiv:2205.05198's runs: Megatron's unfused softmax on A100
     # DeepSeek-V3's HAI-LLM (arXiv:2412.19437 sec. 3.2) uses no TP; the kernel is not named
     "hai-llm": "torchtitan",
