@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from planner.io import check_output_path
+from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES
+from planner.transformer.frameworks import FRAMEWORK_ALIASES, FRAMEWORK_NAMES
 
 FORMULAS = """\
 definitions:
@@ -171,9 +173,9 @@ def add_framework_arg(p: Any) -> None:
     p.add_argument(
         "--framework",
         metavar="NAME",
-        help="training framework whose documented choices fill the flags left unset (transformers: megatron-core, "
-        "nemo, megatron, megatron-deepspeed, deepspeed, torchtitan, composer / llm-foundry; recommendation models: "
-        "tf2-dle, sok, hugectr, torchrec; default planner's generic model)",
+        help="training framework whose documented choices fill the flags left unset (transformers: "
+        f"{', '.join(FRAMEWORK_NAMES)}, or another name of one: {', '.join(FRAMEWORK_ALIASES)}; "
+        f"recommendation models: {', '.join(RECSYS_FRAMEWORK_NAMES)}; default planner's generic model)",
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from planner.costs.kernels import FUSED_KERNELS
 from planner.errors import PlannerInputError
 from planner.hardware import Cluster
+from planner.transformer.frameworks import FRAMEWORK_ALIASES, FRAMEWORK_NAMES
 from planner.transformer.frameworks import apply as apply_framework
 from planner.transformer.frameworks import framework as framework_entry
 from planner.transformer.spec import TransformerSpec
@@ -91,8 +92,7 @@ class Strategy(BaseModel):
     framework: str | None = Field(
         default=None,
         description="training framework whose documented choices fill the fields left unset "
-        "(planner.transformer.frameworks: megatron-core, nemo, megatron, megatron-deepspeed, deepspeed, "
-        "torchtitan, composer / llm-foundry)",
+        f"(planner.transformer.frameworks: {', '.join(FRAMEWORK_NAMES)}; other names: {', '.join(FRAMEWORK_ALIASES)})",
     )
     tp_comm_overlap: bool = Field(
         default=False, description="overlap tensor-parallel communication with GEMMs (Megatron-Core --tp-comm-overlap)"
