@@ -165,31 +165,44 @@ def makespan(cg: CompiledGraph, graph: Any) -> float:
 
 def makespan_of(cg: CompiledGraph, dur: np.ndarray, lat: np.ndarray, work: np.ndarray) -> float:
     """When the last task of ``cg`` ends with these task times (arrays in ``cg.nodes`` order)."""
-    if cg.levels is None:  # a cycle: the event replay names it
-        return play_events(cg, dur.tolist(), lat.tolist(), work.tolist())
+    return makespans_of(cg, [(dur, lat, work)])[0]
+
+
+def makespans_of(cg: CompiledGraph, times: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float]:
+    """:func:`makespan_of` for each set of task times (duration, latency, transfer): the isolated
+    schedules of all of them are worked out together, level by level."""
+    if cg.levels is None or not times:  # a cycle: the event replay names it
+        return [play_events(cg, *(x.tolist() for x in t)) for t in times]
+    dur, lat, work = (np.stack(x, axis=1) for x in zip(*times, strict=True))
     start, arrive, end = _isolated(cg, cg.levels, dur, lat, work)
-    t0 = _first_meeting(cg, arrive, end, work)
-    if t0 == math.inf:
-        return float(end.max()) if len(end) else 0.0
-    out = from_meeting(cg, t0, start, arrive, end, dur, lat, work)
-    return play_events(cg, dur.tolist(), lat.tolist(), work.tolist()) if out is None else out
+    out = []
+    for j, t in enumerate(times):
+        t0 = _first_meeting(cg, arrive[:, j], end[:, j], t[2])
+        if t0 == math.inf:
+            out.append(float(end[:, j].max()) if len(end) else 0.0)
+            continue
+        span = from_meeting(cg, t0, start[:, j], arrive[:, j], end[:, j].copy(), *t)
+        out.append(play_events(cg, *(x.tolist() for x in t)) if span is None else span)
+    return out
 
 
 def _isolated(
     cg: CompiledGraph, lv: _Levels, dur: np.ndarray, lat: np.ndarray, work: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Start, arrival on its link and end of every task, each transfer alone on its link: level
-    by level, a task starts at its predecessors' last end (its stream's previous task is one)."""
+    """Start, arrival on its link and end of every task (a row each; a column per set of times),
+    each transfer alone on its link: level by level, a task starts at its predecessors' last end
+    (its stream's previous task is one)."""
     # a task with no link: its duration, then nothing; a transfer: its latency, then its work alone
     # on the link (the engine waits only for positive times, and x + 0.0 is x)
-    first = np.maximum(np.where(cg.is_link, lat, dur), 0.0)[lv.order]
-    then = np.where(cg.is_link, np.maximum(work, 0.0), 0.0)[lv.order]
-    end = np.zeros(len(first))
+    link = cg.is_link[:, None]
+    first = np.maximum(np.where(link, lat, dur), 0.0)[lv.order]
+    then = np.where(link, np.maximum(work, 0.0), 0.0)[lv.order]
+    end = np.zeros(first.shape)
     end[: lv.head] = first[: lv.head] + then[: lv.head]  # level 0 starts at 0 (and 0.0 + x is x)
     for lo, hi, preds, firsts, links in lv.steps:
         a = np.maximum.reduceat(end[preds], firsts) + first[lo:hi]
         end[lo:hi] = a + then[lo:hi] if links else a  # (a task with no link adds nothing after)
-    start = np.zeros(len(first))
+    start = np.zeros(first.shape)
     if lv.head < len(first):  # every task but level 0's starts at its predecessors' last end
         start[lv.head :] = np.maximum.reduceat(end[lv.flat], lv.firsts)
     arrive = start + first

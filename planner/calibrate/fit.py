@@ -56,7 +56,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from planner.calibrate.recost import Shards, predict_recost
+from planner.calibrate.recost import Shards, predict_many
 from planner.calibrate.report import ConstantFit, FitReport, RowError, format_fit
 from planner.calibration import BOUNDS, DEFAULT, Bound, Calibration
 from planner.errors import PlannerInputError
@@ -129,7 +129,7 @@ class Evaluator:
         if self._shards is not None:  # each row compiled once, in one worker, re-timed per calibration
             out = self._shards.run([i for _, i, _ in todo], jobs)
         else:
-            out = [predict_recost(j) for j in jobs]
+            out = predict_many(jobs)
         self.predictions += len(jobs)
         for (k, i, _), (pred, problem, _d) in zip(todo, out, strict=True):
             self.cache[(k, i)] = (pred, problem)

@@ -30,7 +30,7 @@ from planner.calibration import Calibration
 from planner.errors import PlannerInputError
 from planner.pool import process_pool
 from planner.registry import family_of
-from planner.replay import CompiledGraph, compile_graph, makespan_of
+from planner.replay import CompiledGraph, compile_graph, makespan_of, makespans_of
 from planner.validate import row_scenario
 
 MAX_ROWS = 512
@@ -120,8 +120,26 @@ Prediction = tuple[float | None, str | None, list[str]]
 
 
 def predict_many(jobs: list[Job]) -> list[Prediction]:
-    """:func:`predict_recost` of each job, in one call (one round trip to a worker)."""
-    return [predict_recost(j) for j in jobs]
+    """:func:`predict_recost` of each job, in one call (one round trip to a worker); a retimed
+    row's new task times are replayed together (:func:`planner.replay.makespans_of`)."""
+    out: list[Prediction | None] = [None] * len(jobs)
+    by_row: dict[tuple, list[int]] = {}
+    for k, (row, line, _) in enumerate(jobs):
+        by_row.setdefault((line, tuple(row.items())), []).append(k)
+    for key, ks in by_row.items():
+        out[ks[0]] = predict_recost(jobs[ks[0]])  # compiles the row when it is new
+        c = _COMPILED.get(key)
+        if not isinstance(c, _Row) or c.retimer is None:
+            for k in ks[1:]:
+                out[k] = predict_recost(jobs[k])
+            continue
+        figures = {k: c.retimer.figures(jobs[k][2]) for k in ks[1:]}
+        new = {f.tobytes(): f for f in figures.values() if f.tobytes() not in c.played}
+        spans = makespans_of(c.compiled, [c.retimer.expand(f) for f in new.values()])
+        c.played.update(zip(new, spans, strict=True))
+        for k, f in figures.items():
+            out[k] = (c.played[f.tobytes()], None, c.defaulted)
+    return out  # type: ignore[return-value]
 
 
 class Shards:
