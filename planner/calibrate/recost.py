@@ -2,7 +2,8 @@
 
 Calibration predicts every row under many trial constants. A row's layout (its tasks, edges and
 stream orders) does not depend on the constants, so each worker process compiles a row once (check
-the layout, plan the step, build its graph, compile it for :mod:`planner.replay`) and, for each
+the layout, plan the step, build its graph, compile it for :mod:`planner.replay`; a row is given to
+one worker only, :class:`Shards`) and, for each
 further calibration, re-times the graph's tasks and replays it: the engine's answer on a graph
 compiled once. A family that offers ``build_retimed`` (the transformer family:
 :mod:`planner.transformer.retime`) gives every task's times as arrays read off the re-planned step;
@@ -75,6 +76,10 @@ def _compile(row: dict[str, str], line: int, calib: Calibration, key: tuple) -> 
 
 
 Times = tuple[np.ndarray, np.ndarray, np.ndarray]
+Job = tuple[dict[str, str], int, Calibration]
+"""A row, its line in its file, and the calibration to predict it under."""
+Prediction = tuple[float | None, str | None, list[str]]
+"""A row's step time (None: it failed), why it failed, and the fields it left blank."""
 
 
 def _times(c: _Row, calib: Calibration) -> Times:
@@ -90,7 +95,7 @@ def _held(c: _Row) -> Times:
     return tuple(np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in ("duration", "latency", "transfer"))  # type: ignore[return-value]
 
 
-def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float | None, str | None, list[str]]:
+def predict_recost(args: Job) -> Prediction:
     """Predict one row: (step time or None, the reason it failed, fields left blank)."""
     row, line, calib = args
     key = (line, tuple(row.items()))
@@ -113,10 +118,6 @@ def predict_recost(args: tuple[dict[str, str], int, Calibration]) -> tuple[float
     except PlannerInputError as e:
         refused = _COMPILED.get(key)  # the layout's error, with the fields the row left blank
         return None, str(e), refused[1] if isinstance(refused, tuple) else []
-
-
-Job = tuple[dict[str, str], int, Calibration]
-Prediction = tuple[float | None, str | None, list[str]]
 
 
 def predict_many(jobs: list[Job]) -> list[Prediction]:
