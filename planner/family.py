@@ -94,6 +94,13 @@ class WorkloadFamily(Protocol):
         """The task graph of the planned step, for :func:`planner.engine.play`."""
         ...
 
+    def build_retimed(self, plan: Any) -> tuple[StepGraph, Any | None]:
+        """:meth:`build_graph`, and a retimer that gives the graph's task times under another
+        calibration as arrays without building it (``retimer.times(plan)``; calibration's fast path,
+        :mod:`planner.calibrate.recost`), or None where the family (or this graph) has none and
+        :meth:`recost` re-times the graph instead."""
+        ...
+
     def recost(self, plan: Any, graph: StepGraph, calib: Calibration) -> tuple[Any, StepGraph]:
         """The plan under another calibration, and ``graph`` (built from ``plan``) with its tasks
         re-timed in place: the tasks, edges and stream orders do not depend on the constants, so

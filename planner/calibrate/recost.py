@@ -5,9 +5,9 @@ stream orders) does not depend on the constants, so each worker process compiles
 the layout, plan the step, build its graph, compile it for :mod:`planner.replay`; a row is given to
 one worker only, :class:`Shards`) and, for each
 further calibration, re-times the graph's tasks and replays it: the engine's answer on a graph
-compiled once. A family that offers ``build_retimed`` (the transformer family:
+compiled once. A family's ``build_retimed`` (the transformer family's:
 :mod:`planner.transformer.retime`) gives every task's times as arrays read off the re-planned step;
-otherwise (or for a graph the retimer cannot account for) the family re-costs the plan and
+where it gives no retimer (or for a graph the retimer cannot account for) the family re-costs the plan and
 re-times the graph in place (:meth:`planner.family.WorkloadFamily.recost`). Same figure as
 :func:`planner.validate._predict` (the step's makespan), without building the graph or assembling
 the report again. A row whose task times come out as before (a constant it does not depend on
@@ -64,8 +64,7 @@ def _compile(row: dict[str, str], line: int, calib: Calibration, key: tuple) -> 
     except PlannerInputError as e:  # the layout itself is refused: under any calibration
         _COMPILED[key] = (e, defaulted)
         raise
-    build_retimed = getattr(fam, "build_retimed", None)
-    graph, retimer = build_retimed(plan) if build_retimed else (fam.build_graph(plan), None)
+    graph, retimer = fam.build_retimed(plan)
     c = _Row(fam, plan, graph, compile_graph(graph.graph), retimer, defaulted, {})
     if len(_COMPILED) >= MAX_ROWS:  # a long-lived process (the app) calibrating file after file
         _COMPILED.clear()

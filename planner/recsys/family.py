@@ -56,6 +56,9 @@ class RecsysFamily:
     def build_graph(self, plan: RecsysPlan) -> RecsysGraph:
         return build_graph(plan)
 
+    def build_retimed(self, plan: RecsysPlan) -> tuple[RecsysGraph, None]:
+        return build_graph(plan), None  # no retimer: calibration fits transformer rows only
+
     def estimate(self, plan: RecsysPlan) -> Estimate:
         from planner.engine import play
 
