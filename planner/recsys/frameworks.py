@@ -35,6 +35,15 @@ launched, what overlaps what), and each value is read from the framework's own c
   dispatch; fp32 tables and fp32 communication by default (``EmbeddingBagConfig.data_type`` FP32,
   quantized comms off).
 
+The dot interaction's kernel (planner.recsys.interaction; the strategy's ``interaction_kernel`` overrides
+it): tf2-dle custom (``dlrm.py``: ``--interaction`` defaults to ``dot_custom_cuda``, the fused op of
+``tensorflow-dot-based-interact``; ``dot_tensorflow`` is ``nn/interaction.py``'s constant-index gather);
+sok custom (the README's main table runs ``--custom_interact``; without it ``model.py``'s Keras
+``DotInteraction`` selects the triangle by ``tf.boolean_mask``, hence ``mask_gather``); hugectr custom
+(``HugeCTR/src/layers/interaction_layer.cu``: ``dotBasedInteractFwd/Bwd`` under mixed precision);
+torchrec framework (``torchrec/models/dlrm.py`` ``InteractionArch``: ``torch.bmm``, ``triu_indices``
+indexing, ``torch.cat``).
+
 ``None`` (no framework given) is planner's generic model: the strategy's own placement and sharding,
 the tables' dtypes, per-shard kernels, blocking input distribution for the TorchRec-style planner.
 """
@@ -43,6 +52,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+from planner.recsys.interaction import InteractionKernel
 
 InputDist = Literal["none", "blocking", "pipelined"]
 
@@ -62,25 +73,31 @@ class RecsysFramework:
     unpooled_rw: bool  # row-wise shards send each looked-up vector by all-to-all (not pooled partial sums)
     half_grads_with_amp: bool  # dense and data-parallel-table gradients all-reduced in fp16 under mixed precision
     source: str
+    interaction_kernel: InteractionKernel = "custom"  # default dot-interaction kernel (planner.recsys.interaction)
+    mask_gather: bool = False  # its framework-op path selects the triangle with tf.boolean_mask (a host sync)
 
 
 FRAMEWORKS: dict[str, RecsysFramework] = {
     "tf2-dle": RecsysFramework(
         "tf2-dle", "memory_balanced", "auto", False, False, "none", False, False, False, False,
-        "NVIDIA/DeepLearningExamples TensorFlow2/Recommendation/DLRM_and_DCNv2 (doc/DLRM.md, main.py)",
+        "NVIDIA/DeepLearningExamples TensorFlow2/Recommendation/DLRM_and_DCNv2 (doc/DLRM.md, main.py; dlrm.py "
+        "--interaction default dot_custom_cuda, nn/dense_model.py, nn/interaction.py)",
     ),
     "sok": RecsysFramework(
         "sok", "torchrec", "row", True, False, "blocking", False, False, True, False,
-        "NVIDIA-Merlin/HugeCTR sparse_operation_kit/documents/tutorials/DLRM_Benchmark/model.py",
+        "NVIDIA-Merlin/HugeCTR sparse_operation_kit/documents/tutorials/DLRM_Benchmark/model.py, README.md",
+        mask_gather=True,
     ),
     "hugectr": RecsysFramework(
         "hugectr", "torchrec", "auto", True, True, "pipelined", True, True, False, True,
-        "NVIDIA-Merlin/HugeCTR samples/dlrm/train.py; HugeCTR/src/pybind/model_compile.cpp",
+        "NVIDIA-Merlin/HugeCTR samples/dlrm/train.py; HugeCTR/src/pybind/model_compile.cpp; "
+        "HugeCTR/src/layers/interaction_layer.cu",
     ),
     "torchrec": RecsysFramework(
         "torchrec", "torchrec", "auto", True, False, "pipelined", False, False, False, False,
         "pytorch/torchrec distributed/embedding_sharding.py, train_pipeline/train_pipelines.py; "
-        "pytorch/FBGEMM fbgemm_gpu/split_table_batched_embeddings_ops_training.py",
+        "pytorch/FBGEMM fbgemm_gpu/split_table_batched_embeddings_ops_training.py; torchrec/models/dlrm.py",
+        interaction_kernel="framework",
     ),
 }  # fmt: skip
 """The frameworks by the name ``--framework`` and validate's ``framework`` column take."""
@@ -127,16 +144,25 @@ class StepChoices:
     async_wgrad: bool = False
     unpooled_rw: bool = False
     grad_wire_bytes: int = 4  # bytes per dense / data-parallel-table gradient element all-reduced
+    interaction_kernel: InteractionKernel = "custom"
+    mask_gather: bool = False
+
+
+def interaction_kernel(fw: RecsysFramework | None, kernel: InteractionKernel | None) -> InteractionKernel:
+    """The dot-interaction kernel that runs: the one given, else the framework's default (generic: custom)."""
+    return kernel or (fw.interaction_kernel if fw is not None else "custom")
 
 
 def step_choices(
     fw: RecsysFramework | None, placement: str, precision: str, dp_overlap: bool, eager_step_host_s: float,
-    kernel_floor_s: float,
+    kernel_floor_s: float, kernel: InteractionKernel | None = None,
 ) -> StepChoices:  # fmt: skip
     """The graph's choices for framework ``fw`` (None: the generic model). Host time: one graph launch
-    (``kernel_floor_s``) under CUDA graphs, else the eager dispatch (``recsys_step_host_s``)."""
+    (``kernel_floor_s``) under CUDA graphs, else the eager dispatch (``recsys_step_host_s``); the dot
+    interaction by ``kernel`` (None: the framework's default)."""
+    ik = interaction_kernel(fw, kernel)
     if fw is None:
-        return StepChoices(eager_step_host_s, input_dist(None, placement), dp_overlap)
+        return StepChoices(eager_step_host_s, input_dist(None, placement), dp_overlap, interaction_kernel=ik)
     amp = precision in HALF_PRECISIONS
     return StepChoices(
         step_host_s=kernel_floor_s if fw.cuda_graph else eager_step_host_s,
@@ -146,4 +172,6 @@ def step_choices(
         async_wgrad=fw.async_wgrad,
         unpooled_rw=fw.unpooled_rw,
         grad_wire_bytes=2 if fw.half_grads_with_amp and amp else 4,
+        interaction_kernel=ik,
+        mask_gather=fw.mask_gather,
     )

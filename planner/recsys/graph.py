@@ -16,7 +16,8 @@ an MLP layer reads and writes its output once forward for bias and activation (2
 times backward (activation gradient: read gradient and activation, write; bias gradient: read);
 a DCNv2 cross layer's element-wise part reads ``x0``, the projection and ``x_l`` and writes
 ``x_{l+1}`` forward (4 passes of its width) and 6 backward; the pooled embeddings are cast to the
-dense precision on arrival and back for their gradients.
+dense precision on arrival and back for their gradients; the dot interaction as the framework's
+kernel runs it (fused custom op or the framework's own ops: planner.recsys.interaction).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from planner.costs.collectives import CollectiveModel, CommCost, Group
 from planner.costs.compute import ComputeModel
 from planner.recsys.estimate import GRAD_BYTES, comm_bytes_per_element, shard_traffic
 from planner.recsys.frameworks import StepChoices
+from planner.recsys.interaction import DotShape, InteractionKernel, dot_interaction_s
 from planner.recsys.planner import a2a_bytes
 from planner.recsys.spec import DENSE_STATE_BYTES_PER_PARAM, RecsysSpec
 from planner.recsys.types import Plan, Topology
@@ -90,13 +92,10 @@ def _mlp(
     return fwd, bwd, wgrad
 
 
-def _roofline_s(comp: ComputeModel, flops: float, nbytes: float) -> float:
-    t = max(flops / comp.gemm_ceiling, nbytes / comp.hbm) + comp.calib.gemm_ramp_s
-    return max(t, comp.calib.kernel_floor_s)
-
-
-def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_bytes: int) -> DenseCosts:
-    """Forward and backward time of the bottom MLP, interaction, top MLP and dense optimizer."""
+def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_bytes: int,
+                interaction_kernel: InteractionKernel = "custom", mask_gather: bool = False) -> DenseCosts:  # fmt: skip
+    """Forward and backward time of the bottom MLP, interaction, top MLP and dense optimizer; a dot
+    interaction as ``interaction_kernel`` runs it (planner.recsys.interaction)."""
     b, e = local_batch, comp.elem_bytes
     c = DenseCosts()
     c.bottom_fwd_s, c.bottom_bwd_s, _ = _mlp(comp, b, spec.bottom_layers(), first_needs_dgrad=False)
@@ -105,11 +104,8 @@ def dense_costs(spec: RecsysSpec, comp: ComputeModel, local_batch: int, comm_byt
     c.cast_fwd_s = comp.memory_s(emb_elems * (comm_bytes + e))
     c.cast_bwd_s = comp.memory_s(emb_elems * (e + GRAD_BYTES))
     if spec.interaction == "dot":
-        f, d = spec.num_features, spec.bottom_mlp[-1]
-        flops = 2.0 * b * f * f * d
-        nbytes = b * (f * d + spec.interaction_out_dim) * e
-        c.interaction_fwd_s = _roofline_s(comp, flops, nbytes)
-        c.interaction_bwd_s = 2 * _roofline_s(comp, flops, nbytes)
+        x = DotShape(b, spec.num_features, spec.bottom_mlp[-1], spec.interaction_out_dim, e, comm_bytes)
+        c.interaction_fwd_s, c.interaction_bwd_s = dot_interaction_s(comp, x, interaction_kernel, mask_gather)
     else:
         d, r = spec.interaction_in_dim, spec.cross_rank
         for _ in range(spec.cross_layers):
@@ -180,7 +176,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     world = Group(n)
     cb = comm_bytes_per_element(spec)
     slow = plan.slowest_rank()
-    dc = dense_costs(spec, comp, topo.local_batch, cb)
+    dc = dense_costs(spec, comp, topo.local_batch, cb, c.interaction_kernel, c.mask_gather)
 
     def add(key: str, stream: str, kind: str, label: str, **attrs: object) -> str:
         k = order.get(stream, 0)

@@ -154,7 +154,7 @@ def build_graph(p: RecsysPlan) -> RecsysGraph:
     """The task graph of a planned step."""
     s = p.strategy
     choices = step_choices(recsys_framework(s.framework), s.placement, s.precision, s.dp_overlap,
-                           p.calib.recsys_step_host_s, p.calib.kernel_floor_s)  # fmt: skip
+                           p.calib.recsys_step_host_s, p.calib.kernel_floor_s, s.interaction_kernel)  # fmt: skip
     return build(p.spec, p.sharding, p.topo, p.comp, p.coll, choices)
 
 

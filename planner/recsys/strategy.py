@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES, strategy_defaults
 
 RECSYS_STRATEGY_FIELDS = ("global_batch", "precision", "sharding", "placement", "host_memory_gib", "cache_load_factor",
-                          "dp_overlap", "framework", "embedding_precision")  # fmt: skip
+                          "dp_overlap", "framework", "embedding_precision", "interaction_kernel")  # fmt: skip
 
 CACHE_LOAD_FACTOR = 0.2
 """Fraction of a host-resident table's rows cached in HBM, and the hit rate assumed for it (uniform
@@ -40,6 +40,11 @@ class RecsysStrategy(BaseModel):
     )
     embedding_precision: Literal["fp32", "fp16"] | None = Field(
         default=None, description="dtype the embedding tables are stored in; default the model's"
+    )
+    interaction_kernel: Literal["custom", "framework"] | None = Field(
+        default=None,
+        description="the dot interaction as one fused custom kernel or the framework's own ops "
+        "(planner.recsys.interaction); default the framework's (custom for the generic model)",
     )
 
     @model_validator(mode="before")

@@ -229,6 +229,17 @@ def recsys_row_model(row: dict[str, str], line: int) -> Any:
     return fam.load(base)
 
 
+def _interaction_kernel(row: dict[str, str], line: int) -> str | None:
+    """The optional ``interaction_kernel`` column: which dot-interaction kernel the run used (custom:
+    one fused op; framework: the framework's own ops); blank: the framework's default."""
+    from planner.recsys.interaction import INTERACTION_KERNELS
+
+    text = (row.get("interaction_kernel") or "").strip().lower()
+    if text and text not in INTERACTION_KERNELS:
+        raise PlannerInputError(_where(row, line, "interaction_kernel"), f"expected custom or framework, got '{text}'")
+    return text or None
+
+
 def _recsys_row(row: dict[str, str], line: int) -> ParsedRow:
     defaulted = [c for c in RECSYS_DEFAULTABLE if (row.get(c) or "").strip() == ""]
     if (_num(row, "num_gpus", line) or 1) <= (_num(row, "gpus_per_node", line) or 8):
@@ -239,6 +250,7 @@ def _recsys_row(row: dict[str, str], line: int) -> ParsedRow:
     strategy = family("recsys").make_strategy(
         global_batch=gb,
         precision=(row.get("precision") or "").strip() or None,
+        interaction_kernel=_interaction_kernel(row, line),
         **recsys_choices((row.get("accelerator") or "").strip(), row.get("framework") or ""),
     )
     problem = accelerator_problem(row, line)
