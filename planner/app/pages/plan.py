@@ -37,12 +37,13 @@ def _inputs() -> tuple[str, tuple[str, str], int | None, dict[str, Any]]:
 
 
 def _api_default(name: str) -> Any:
-    """A keyword's default in planner.search.search (the app shows it, it does not choose it)."""
+    """A search option's default where the API sets it, ``Searcher.run`` (``planner.search`` passes its
+    options there): the app shows it, it does not choose it."""
     import inspect
 
-    from planner.search import search
+    from planner.search.search import Searcher
 
-    return inspect.signature(search).parameters[name].default
+    return inspect.signature(Searcher.run).parameters[name].default
 
 
 def _label(lay: dict[str, Any]) -> str:
