@@ -147,6 +147,28 @@ def metrics(driver: Any) -> dict[str, str]:
     return out
 
 
+def metric(driver: Any, label: str, other_than: str | None = None, timeout_s: float = 60.0) -> str:
+    """The value shown under ``label``, waiting for it (and, given ``other_than``, for a value other than
+    that one, up to ``timeout_s``, then whatever is shown): a rerun redraws the metrics, and under load a
+    read can fall before the rerun or between the old block's removal and the new one's drawing."""
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown(d: Any) -> str | bool:
+        try:
+            v = metrics(d).get(label)
+        except StaleElementReferenceException:
+            return False
+        return v if v and v != other_than else False
+
+    try:
+        return WebDriverWait(driver, timeout_s).until(shown)
+    except TimeoutException:
+        if other_than is None:
+            raise
+        return metrics(driver).get(label, "")
+
+
 def errors(driver: Any) -> list[str]:
     """The text of each error box, as the user reads it."""
     from selenium.webdriver.common.by import By
@@ -204,10 +226,10 @@ def _simulate(driver: Any) -> list[str]:
     from planner.errors import PlannerInputError
 
     out = []
-    before = _number(metrics(driver)["Tokens/s"])
+    first = metric(driver, "Tokens/s")
     type_into(driver, "GPUs", "16")
     settle(driver, "Memory per accelerator")
-    after = _number(metrics(driver)["Tokens/s"])
+    before, after = _number(first), _number(metric(driver, "Tokens/s", other_than=first))
     if not after > before:
         out.append(f"simulate: 16 GPUs did not raise tokens/s ({before} -> {after})")
     type_into(driver, "tp", "3")
