@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from planner.calibration import DEFAULT
+from planner.costs.compute import ComputeModel
 from planner.errors import PlannerInputError
 from planner.hardware import catalog
 
@@ -73,6 +75,22 @@ def test_mamf_fractions(cat):
     h100 = cat.accelerator("h100-sxm-80gb")
     assert h100.gemm_peak_fraction["bf16"] == pytest.approx(0.803)
     assert h100.gemm_peak_fraction["fp8"] == pytest.approx(0.709)
+
+
+def test_gemm_fraction_is_per_precision(cat):
+    """V100's measured SGEMM fraction (DeepBench) prices its fp32 CUDA-core GEMMs only: its fp16
+    tensor-core GEMMs keep the default, and A100's bf16 MAMF covers fp16 but neither tf32 nor fp32."""
+    v100 = cat.accelerator("v100-sxm2-32gb")
+    assert v100.gemm_peak_fraction == {"fp32": pytest.approx(0.941)}
+    assert any("DeepBench" in s for s in v100.sources)
+    assert cat.accelerator("v100-sxm2-16gb").gemm_peak_fraction == v100.gemm_peak_fraction
+    m, default = DEFAULT.gemm_mamf_fraction, DEFAULT.gemm_default_fraction
+    assert ComputeModel(v100, DEFAULT, "fp32").gemm_ceiling == pytest.approx(15.7e12 * 0.941 * m)
+    assert ComputeModel(v100, DEFAULT, "fp16").gemm_ceiling == pytest.approx(125e12 * default * m)
+    a100 = cat.accelerator("a100-sxm-80gb")
+    assert ComputeModel(a100, DEFAULT, "fp16").gemm_ceiling == pytest.approx(312e12 * 0.869 * m)
+    assert ComputeModel(a100, DEFAULT, "tf32").gemm_ceiling == pytest.approx(156e12 * default * m)
+    assert ComputeModel(a100, DEFAULT, "fp32").gemm_ceiling == pytest.approx(19.5e12 * default * m)
 
 
 def test_instances_across_big_three_clouds(cat):
