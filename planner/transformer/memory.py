@@ -304,7 +304,9 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         """Bytes per element times the parameters, each part sharded from ZeRO ``stage`` on."""
         return rest / (dp if s.zero_stage >= stage else 1) + experts / (edp if s.zero_stage >= stage else 1)
 
-    best: Memory | None = None
+    # the terms of each pipeline rank as plain numbers; the Memory record (validated) is built once, for
+    # the rank with the highest peak (the first such): the search sizes thousands of layouts this way
+    best: tuple[float, int, float, float, float, float, int, int, int] | None = None
     for r, (rest, experts) in enumerate(rank_params_split(model, s)):
         params = rest + experts
         opt = zero(rest, experts, 1) * o_bytes
@@ -320,29 +322,31 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         elif gathers_per_layer(s):  # not resharded after forward: every layer gathered when the backward starts
             weights = params * w_bytes
         held = chunk_stages(s, r)
+        flight = in_flight(s, r)
         chunk_bytes = sum(kinds[vs][0] * stored_d + kinds[vs][1] * stored_m for vs in held)
-        acts = chunk_bytes / len(held) * in_flight(s, r)
+        acts = chunk_bytes / len(held) * flight
         if s.recompute == "full":
             acts += max(full_d, full_m)  # the layer being recomputed and back-propagated
         if pipeline_stages(s) - 1 in held:  # the last stage (under DualPipe, on ranks 0 and p - 1)
             tokens = (model.seq_len // s.cp) * s.micro_batch
             acts += tokens * (model.vocab_size / s.tp) * loss_bytes_per_logit(s)  # the loss's logits
         total = weights + grads + opt + acts + RUNTIME_RESERVE_GIB * GIB
-        mem = Memory(
-            weights_gib=weights / GIB,
-            gradients_gib=grads / GIB,
-            optimizer_gib=opt / GIB,
-            activations_gib=acts / GIB,
-            reserved_gib=RUNTIME_RESERVE_GIB,
-            peak_gib=total / GIB,
-            capacity_gib=cluster.accelerator.memory_gib,
-            fits=total / GIB <= cluster.accelerator.memory_gib,
-            pipeline_rank=r,
-            in_flight=in_flight(s, r),
-            layers=sum(kinds[vs][0] + kinds[vs][1] for vs in held),
-            chunk_layers=sum(kinds[vs][0] + kinds[vs][1] for vs in held) / len(held),
-        )
-        if best is None or mem.peak_gib > best.peak_gib:
-            best = mem
+        if best is None or total > best[0]:
+            layers = sum(kinds[vs][0] + kinds[vs][1] for vs in held)
+            best = (total, r, weights, grads, opt, acts, flight, layers, len(held))
     assert best is not None
-    return best
+    total, r, weights, grads, opt, acts, flight, layers, chunks = best
+    return Memory(
+        weights_gib=weights / GIB,
+        gradients_gib=grads / GIB,
+        optimizer_gib=opt / GIB,
+        activations_gib=acts / GIB,
+        reserved_gib=RUNTIME_RESERVE_GIB,
+        peak_gib=total / GIB,
+        capacity_gib=cluster.accelerator.memory_gib,
+        fits=total / GIB <= cluster.accelerator.memory_gib,
+        pipeline_rank=r,
+        in_flight=flight,
+        layers=layers,
+        chunk_layers=layers / chunks,
+    )
