@@ -434,7 +434,15 @@ def test_shared_bad_input_list_is_covered() -> None:
         assert needed in ids
 
 
-@pytest.mark.parametrize("argv", [["simulate"], ["simulate", "--model", "dlrm-criteo-1tb"]], ids=["transformer", "recsys"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["simulate"],
+        ["simulate", "--model", "dlrm-criteo-1tb"],
+        ["simulate", "--framework", "metaseq", "--tp", "2"],  # the layout line names the framework too
+    ],
+    ids=["transformer", "recsys", "framework"],
+)
 def test_simulate_text_fits_100_columns(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """The default outputs name a long price source and energy line: they wrap, not overflow."""
     rc, out, _ = run_cli(argv, capsys)

@@ -35,10 +35,14 @@ def format_result(r: StepResult) -> str:
         f"{sc['model']['name']} on {c['num_gpus']} x {c['accelerator']} ({c['nodes']} node(s) of {c['gpus_per_node']})",
         f"layout: tp {st['tp']}  pp {st['pp']}  dp {st['dp']}  cp {st['cp']}{_cp_moe_note(st)}  vpp {st['vpp']}"
         f"  micro-batch {st['micro_batch']}"
-        f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batches/replica)",
-        f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
-        f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}"
-        + (f", framework {st['framework']}" if st.get("framework") else ""),
+        f"  global batch {st['global_batch']} ({sc['micro_batches_per_replica']} micro-batch"
+        f"{'' if sc['micro_batches_per_replica'] == 1 else 'es'}/replica)",
+        *wrap(
+            f"        {st['precision']}, recompute {st['recompute']}, ZeRO {st['zero_stage']}, schedule {st['schedule']},"
+            f" sequence parallel {'on' if st['sequence_parallel'] else 'off'}, attention {st['attention']}"
+            + (f", framework {st['framework']}" if st.get("framework") else ""),
+            indent=" " * 8,
+        ),
         "",
         f"step time        {r.step_time_s:10.3f} s" + band_text(r.uncertainty),
         f"MFU / HFU        {r.mfu:10.1%} / {r.hfu:.1%}",
