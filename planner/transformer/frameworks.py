@@ -322,11 +322,19 @@ def launcher_choices(
 
 
 def defaults(
-    name: str, accelerator_id: str, tp: int, dp: int, pp: int = 1, num_layers: int = 0, global_batch: int | None = None
+    name: str,
+    accelerator_id: str,
+    tp: int,
+    dp: int,
+    pp: int = 1,
+    num_layers: int = 0,
+    global_batch: int | None = None,
+    given: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The strategy fields framework ``name`` fixes on ``accelerator_id`` for a layout of ``tp`` x ``dp``
     (and ``pp`` stages of a ``num_layers``-layer model, for a framework with :attr:`layer_chunks`;
-    a ``global_batch`` for one whose launcher fixes the micro-batches per step: :func:`launcher_choices`)."""
+    a ``global_batch`` for one whose launcher fixes the micro-batches per step), its launcher's choices
+    depending on the fields the user ``given`` (:func:`launcher_choices`)."""
     fw = framework(name)
     g = gen_choices(fw, accelerator_id)
     fields: dict[str, Any] = {"attention": g.attention}
@@ -352,19 +360,18 @@ def defaults(
         fields["bucket_mb"] = fw.bucket_mparams
     elif fw.name == "megatron-core":
         fields["bucket_mb"] = max(40.0, 1.0 * dp)  # DDP bucket_size = max(40M, 1M x dp) parameters
-    return fields | launcher_choices(name, tp, dp, pp, global_batch)
+    return fields | launcher_choices(name, tp, dp, pp, global_batch, given)
 
 
 def apply(strategy: Any, accelerator_id: str, dp: int, num_layers: int = 0) -> Any:
     """``strategy`` with its framework's choices in the fields the user left unset (none: unchanged)."""
     if strategy.framework is None:
         return strategy
-    chosen = defaults(strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers, strategy.global_batch)
     given = {k: getattr(strategy, k) for k in strategy.model_fields_set}
-    chosen |= launcher_choices(strategy.framework, strategy.tp, dp, strategy.pp, strategy.global_batch, given)
+    chosen = defaults(
+        strategy.framework, accelerator_id, strategy.tp, dp, strategy.pp, num_layers, strategy.global_batch, given
+    )
     unset = {k: v for k, v in chosen.items() if k not in strategy.model_fields_set}
-    if unset.get("distribute_saved_activations") and unset.get("recompute", strategy.recompute) != "full":
-        unset.pop("distribute_saved_activations")  # the user's own recomputation keeps its checkpoints whole
     if unset.get("zero_stage", 0) >= 2 and strategy.pp > 1:
         unset.pop("zero_stage")  # FSDP with pipeline stages: the framework shards within a stage (ZeRO-1)
         if "zero_stage" not in strategy.model_fields_set:
