@@ -58,6 +58,9 @@ def guard_worker(parent_pid: int) -> None:
     """Worker initializer: die with the parent (see the module doc)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _forking[0] = 0  # the parent's count, copied by fork
+    if _deferred:  # a SIGTERM this process took between its fork and here: take it now
+        os.kill(os.getpid(), signal.SIGTERM)
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
@@ -78,11 +81,42 @@ def _watch_parent(parent_pid: int) -> None:
 _killers: dict[int, Callable[[], None]] = {}
 _lock = threading.Lock()
 _installed: list[Any] = []  # the SIGTERM handler ours replaced, while ours is installed
+_terminated: list[int] = []  # the signal our handler acted on, once it has
+_deferred: list[int] = []  # a signal that came while workers were being forked
+_forking = [0]  # how many process starts are under way in the main thread
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if _forking[0]:  # see _starting_processes: act once the fork is done
+        _deferred.append(signum)
+        return
+    _terminated.append(signum)
     kill_all_workers()
     raise SystemExit(128 + signum)
+
+
+def _exit_if_terminated() -> None:
+    """Exit as SIGTERM asked if its ``SystemExit`` was swallowed (Python runs a pending handler
+    inside finalizers and at-fork hooks, which print an exception and drop it)."""
+    if _terminated:
+        raise SystemExit(128 + _terminated[-1])
+
+
+@contextlib.contextmanager
+def _starting_processes() -> Iterator[None]:
+    """Hold SIGTERM's handler while worker processes are forked.
+
+    ``os.fork`` runs the at-fork hooks (logging's lock release) as Python code; a handler run there
+    raises its ``SystemExit`` into a hook, which drops it: the workers were killed, yet the command
+    went on without them (and then failed on the broken pool, exit 1). The signal is acted on when
+    the fork is done instead."""
+    _forking[0] += 1
+    try:
+        yield
+    finally:
+        _forking[0] -= 1
+        if not _forking[0] and _deferred:
+            _on_sigterm(_deferred.pop(), None)
 
 
 def kill_all_workers() -> None:
@@ -102,6 +136,8 @@ def _tracked(kill: Callable[[], None]) -> Iterator[None]:
         _killers[token] = kill
         main = threading.current_thread() is threading.main_thread()
         if main and not _installed and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            _terminated.clear()
+            _deferred.clear()
             _installed.append(signal.signal(signal.SIGTERM, _on_sigterm))
     try:
         yield
@@ -126,10 +162,14 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     )
     with _tracked(lambda: _kill_executor(pool)):
         try:
+            with _starting_processes():
+                pool.submit(int)  # with fork, the first submit starts every worker: start them here
             yield pool
-        except BaseException:
+        except BaseException as e:
             _kill_executor(pool)
             pool.shutdown(wait=False, cancel_futures=True)
+            if not isinstance(e, SystemExit):
+                _exit_if_terminated()  # a broken pool after SIGTERM killed the workers
             raise
         pool.shutdown(wait=True)
 
@@ -167,7 +207,8 @@ class _Worker:
     def __init__(self, ctx: Any, fn: Callable[..., Any]) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child, fn, os.getpid()), name="planner-worker")
-        self.proc.start()
+        with _starting_processes():
+            self.proc.start()
         child.close()
         self.queue: deque[Any] = deque()
         self.started = 0.0
@@ -242,6 +283,7 @@ def imap_unordered(
             pool.extend(_Worker(ctx, fn) for _ in range(max(1, workers)))
             feed()
             while active := {w.conn: w for w in pool if w.queue}:
+                _exit_if_terminated()
                 soonest = min(w.deadline(timeout_s) for w in active.values())
                 wait_s = None if soonest == math.inf else max(0.0, soonest - time.monotonic())
                 for conn in wait_any(list(active), timeout=wait_s):
