@@ -449,3 +449,29 @@ def test_simulate_text_fits_100_columns(argv: list[str], capsys: pytest.CaptureF
     assert rc == 0
     assert "price:" in out and "energy" in out
     assert max(len(line) for line in out.splitlines()) <= 100, max(out.splitlines(), key=len)
+
+
+def test_documented_choices_reach_the_strategy_from_the_cli(capsys: pytest.CaptureFixture[str]) -> None:
+    """--grad-reduce-dtype and --interaction-kernel are the strategy fields a framework fills: given on
+    the command line they are the user's, and they change what is priced (fp32 gradients move twice the
+    bytes; the framework's own interaction ops are slower than the fused one)."""
+    gpt = ["simulate", "--model", "gpt3-13b", "--accelerator", "a100-sxm-80gb", "--gpus", "64", "--zero", "1",
+           "--no-dp-overlap", "--json"]  # fmt: skip
+    runs = {}
+    for dtype in ("fp32", "param"):
+        rc, out, _ = run_cli([*gpt, "--grad-reduce-dtype", dtype], capsys)
+        assert rc == 0
+        runs[dtype] = json.loads(out)
+        assert runs[dtype]["scenario"]["strategy"]["grad_reduce_dtype"] == dtype
+    assert runs["fp32"]["breakdown"]["dp_comm_exposed_s"] > 1.2 * runs["param"]["breakdown"]["dp_comm_exposed_s"]
+    dlrm = ["simulate", "--model", "dlrm-criteo-1tb", "--instance", "p4d.24xlarge", "--gpus", "8", "--json"]
+    steps = {}
+    for kernel in ("custom", "framework"):
+        rc, out, _ = run_cli([*dlrm, "--interaction-kernel", kernel], capsys)
+        assert rc == 0
+        r = json.loads(out)
+        assert r["scenario"]["strategy"]["interaction_kernel"] == kernel
+        steps[kernel] = r["step_time_s"]
+    assert steps["framework"] > steps["custom"]
+    rc, _, err = run_cli([*gpt, "--grad-reduce-dtype", "fp16"], capsys)
+    assert rc == 2 and "--grad-reduce-dtype" in err and "Traceback" not in err

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from planner.io import check_output_path
 from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES
@@ -98,7 +98,13 @@ def add_hardware_args(p: argparse.ArgumentParser) -> None:
 
 def add_strategy_args(p: argparse.ArgumentParser) -> None:
     """The transformer layout and training flags (planner.transformer.strategy holds the defaults)."""
-    from planner.transformer.strategy import ATTENTION_CHOICES, PRECISION_CHOICES, RECOMPUTE_CHOICES, SCHEDULE_CHOICES
+    from planner.transformer.strategy import (
+        ATTENTION_CHOICES,
+        PRECISION_CHOICES,
+        RECOMPUTE_CHOICES,
+        SCHEDULE_CHOICES,
+        GradReduceDtype,
+    )
 
     st = p.add_argument_group("layout and training options")
     for flag, help_ in (
@@ -166,6 +172,12 @@ def add_strategy_args(p: argparse.ArgumentParser) -> None:
         type=positive_float("--bucket-mb"),
         help="gradient bucket, millions of parameters (default 40)",
     )
+    st.add_argument(
+        "--grad-reduce-dtype",
+        choices=get_args(GradReduceDtype),
+        help="datatype of the data-parallel gradient reduction: fp32, or param (the 16-bit training dtype) "
+        "(default: the --framework's documented choice, else planner's rule)",
+    )
 
 
 def add_framework_arg(p: Any) -> None:
@@ -188,7 +200,7 @@ def strategy_kwargs(a: argparse.Namespace) -> dict[str, Any]:
         "schedule": "schedule", "attention": "attention", "dp_overlap": "dp_overlap", "bucket_mb": "bucket_mb",
         "cp_algorithm": "cp_algorithm", "moe_capacity_factor": "moe_capacity_factor",
         "moe_imbalance": "moe_imbalance", "moe_shared_expert_overlap": "moe_shared_expert_overlap",
-        "tp_comm_overlap": "tp_comm_overlap", "framework": "framework",
+        "tp_comm_overlap": "tp_comm_overlap", "framework": "framework", "grad_reduce_dtype": "grad_reduce_dtype",
     }  # fmt: skip
     return {dst: getattr(a, src) for src, dst in names.items() if getattr(a, src, None) is not None}
 

@@ -30,6 +30,8 @@ def run(a: argparse.Namespace) -> int:
 
     refuse_input_as_output("--trace", a.trace, [model_file(a.model), model_file(a.cluster), a.calibration])
     extra = {"sharding": a.sharding} if getattr(a, "sharding", None) else {}
+    if getattr(a, "interaction_kernel", None):
+        extra["interaction_kernel"] = a.interaction_kernel
     extra.update(energy_kwargs(a))
     r = simulate(
         a.model, seq_len=a.seq_len, calibration=calibration(a), **hardware_kwargs(a), **strategy_kwargs(a), **extra
@@ -66,5 +68,11 @@ def add_command(sub: Any) -> None:
         "--sharding",
         choices=("table", "row", "column", "data", "auto"),
         help="recommendation models: force one embedding sharding type on every table (default auto: planned)",
+    )
+    sim.add_argument(
+        "--interaction-kernel",
+        choices=("custom", "framework"),
+        help="recommendation models: the dot interaction as one fused custom op, or as the framework's own "
+        "bmm/triu/gather ops (default: the --framework's documented choice, else custom)",
     )
     sim.set_defaults(func=run)
