@@ -84,11 +84,13 @@ def _memory(spec: RecsysSpec, plan: Plan, topo: Topology, cluster: Cluster, act_
     per_rank = []
     worst = None
     node_host: dict[int, float] = {}
+    cols_of: dict[int, int] = {}  # pooled columns each rank holds, in one pass (not ranks x shards)
+    for o in plan.options:
+        if o.sharding_type != "data_parallel":
+            for s in o.shards:
+                cols_of[s.rank] = cols_of.get(s.rank, 0) + s.cols
     for r in plan.ranks:
-        cols = sum(
-            s.cols for o in plan.options for s in o.shards if s.rank == r.rank and o.sharding_type != "data_parallel"
-        )
-        pooled = 2.0 * topo.global_batch * cols * (cb + GRAD_BYTES)
+        pooled = 2.0 * topo.global_batch * cols_of.get(r.rank, 0) * (cb + GRAD_BYTES)
         total = r.hbm_bytes + params + acts + pooled + RUNTIME_RESERVE_GIB * GIB
         per_rank.append({"rank": r.rank, "hbm_gib": total / GIB, "embeddings_gib": r.hbm_bytes / GIB,
                          "host_gib": r.host_bytes / GIB, "tables": r.tables})  # fmt: skip
@@ -170,7 +172,6 @@ def simulate_recsys(
 def assemble(p: RecsysPlan, rg: RecsysGraph, tl: Timeline) -> RecsysStepResult:
     """The :class:`RecsysStepResult` of a planned step from its played timeline (timeline attached)."""
     spec, cluster, s, calib, comp, topo, plan = p.spec, p.cluster, p.strategy, p.calib, p.comp, p.topo, p.sharding
-    tl = play(rg.graph)
     step = tl.makespan_s
     n = cluster.num_gpus
     gb = topo.global_batch
