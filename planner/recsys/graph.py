@@ -23,9 +23,7 @@ kernel runs it (fused custom op or the framework's own ops: planner.recsys.inter
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 
@@ -128,12 +126,13 @@ def dense_memory_bytes(spec: RecsysSpec, local_batch: int, act_bytes: int) -> tu
     return params, 2.0 * local_batch * per_sample * act_bytes
 
 
-def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel, unpooled_rw_ids: Callable[[Any], float] | None = None,
+def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel, unpooled_rw_batch: int | None = None,
                    optimizer: str = "sgd") -> tuple[float, float]:  # fmt: skip
     """(forward, backward) seconds of ``rank``'s lookups as fused kernels: the HBM bytes of all its
     shards in one launch each way (FBGEMM TBE / HugeCTR embedding collection), host shards as estimated.
-    With ``unpooled_rw_ids`` (SOK: ids of one row-wise shard), a row-wise shard writes each looked-up
-    vector once and reads its gradient once (no partial sums for the whole global batch)."""
+    With ``unpooled_rw_batch`` (SOK: the global batch), a row-wise shard looks up its share of the
+    batch's ids, writes each looked-up vector once and reads its gradient once (no partial sums for
+    the whole global batch)."""
     shards = [(o, s) for o in plan.options for s in o.shards if s.rank == rank]
     hbm = [(o, s) for o, s in shards if o.location == "hbm"]
     host_f = sum(s.fwd_s for o, s in shards if o.location != "hbm")
@@ -142,8 +141,8 @@ def fused_lookup_s(plan: Plan, rank: int, comp: ComputeModel, unpooled_rw_ids: C
         return host_f, host_b
     fwd_b = bwd_b = 0.0
     for o, s in hbm:
-        if unpooled_rw_ids is not None and o.sharding_type == "row_wise":
-            ids = unpooled_rw_ids(o)
+        if unpooled_rw_batch is not None and o.sharding_type == "row_wise":
+            ids = unpooled_rw_batch * o.table.pooling_factor / len(o.shards)
             f, b = shard_traffic(ids, s.rows, s.cols, math.ceil(ids), o.table.elem_bytes, optimizer)
         else:
             f, b = s.fwd_bytes, s.bwd_bytes
@@ -204,10 +203,7 @@ def build(spec: RecsysSpec, plan: Plan, topo: Topology, comp: ComputeModel, coll
     if input_dist != "none" and n > 1:
         ids = topo.local_batch * sum(t.pooling_factor for t in spec.tables) * ID_BYTES
         prev_a2a = comm("IN", "a2a", "a2a_comm", "input distribution (ids)", coll.cost("all_to_all", ids, world))
-    def rw_ids(o: Any) -> float:  # ids one row-wise shard of ``o`` looks up per step
-        return topo.global_batch * o.table.pooling_factor / len(o.shards)
-
-    unpooled = rw_ids if c.unpooled_rw else None
+    unpooled = topo.global_batch if c.unpooled_rw else None
     emb_f_s, emb_b_s = (fused_lookup_s(plan, slow.rank, comp, unpooled, spec.sparse_optimizer) if fused
                         else (slow.fwd_s, slow.bwd_s))  # fmt: skip
     ef = add("EMB_F", "compute", "embedding", f"embedding lookup ({len(slow.tables)} shards)", duration=emb_f_s)
