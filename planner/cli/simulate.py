@@ -21,6 +21,7 @@ from planner.cli.common import (
     refuse_input_as_output,
     strategy_kwargs,
 )
+from planner.recsys.interaction import INTERACTION_KERNELS
 
 
 def run(a: argparse.Namespace) -> int:
@@ -71,7 +72,7 @@ def add_command(sub: Any) -> None:
     )
     sim.add_argument(
         "--interaction-kernel",
-        choices=("custom", "framework"),
+        choices=INTERACTION_KERNELS,
         help="recommendation models: the dot interaction as one fused custom op, or as the framework's own "
         "bmm/triu/gather ops (default: the --framework's documented choice, else custom)",
     )

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.recsys.frameworks import RECSYS_FRAMEWORK_NAMES, strategy_defaults
+from planner.recsys.interaction import InteractionKernel
 
 RECSYS_STRATEGY_FIELDS = ("global_batch", "precision", "sharding", "placement", "host_memory_gib", "cache_load_factor",
                           "dp_overlap", "framework", "embedding_precision", "interaction_kernel")  # fmt: skip
@@ -41,7 +42,7 @@ class RecsysStrategy(BaseModel):
     embedding_precision: Literal["fp32", "fp16"] | None = Field(
         default=None, description="dtype the embedding tables are stored in; default the model's"
     )
-    interaction_kernel: Literal["custom", "framework"] | None = Field(
+    interaction_kernel: InteractionKernel | None = Field(
         default=None,
         description="the dot interaction as one fused custom kernel or the framework's own ops "
         "(planner.recsys.interaction); default the framework's (custom for the generic model)",
