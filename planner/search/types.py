@@ -50,7 +50,10 @@ class SearchSpace(_Model):
     max_vpp: int = Field(default=8, ge=1, description="most virtual stages per pipeline rank (interleaved 1F1B)")
     micro_batch: tuple[int, ...] = Field(default=(1, 2, 4, 8), description="sequences per micro-batch")
     recompute: tuple[Recompute, ...] = ("none", "selective", "full")
-    zero_stage: tuple[int, ...] = Field(default=(0, 1, 2, 3), description="ZeRO stages (2 needs pp 1; 3 with pp > 1 is FSDP that keeps a stage gathered)")
+    zero_stage: tuple[int, ...] = Field(
+        default=(0, 1, 2, 3),
+        description="ZeRO stages (2 needs pp 1; 3 with pp > 1 is FSDP that keeps a stage gathered)",
+    )
     sequence_parallel: tuple[bool, ...] = (False, True)
     cp: tuple[int, ...] = Field(default=(1,), description="context-parallel degrees (only when asked)")
     ep: tuple[int, ...] | None = Field(default=None, description="expert-parallel degrees; default for MoE models")
