@@ -109,7 +109,11 @@ def _starting_processes() -> Iterator[None]:
     ``os.fork`` runs the at-fork hooks (logging's lock release) as Python code; a handler run there
     raises its ``SystemExit`` into a hook, which drops it: the workers were killed, yet the command
     went on without them (and then failed on the broken pool, exit 1). The signal is acted on when
-    the fork is done instead."""
+    the fork is done instead. Only the main thread's forks hold it: a handler runs in the main thread
+    alone, so one that another thread's fork held would be acted on in that thread, not the main one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _forking[0] += 1
     try:
         yield
@@ -141,6 +145,8 @@ def _tracked(kill: Callable[[], None]) -> Iterator[None]:
             _installed.append(signal.signal(signal.SIGTERM, _on_sigterm))
     try:
         yield
+        if main and _installed:  # ours handles SIGTERM: a dropped exit still ends the command here
+            _exit_if_terminated()
     finally:
         with _lock:
             _killers.pop(token, None)

@@ -107,8 +107,44 @@ with pool.process_pool(2) as p:
 print("not reached", flush=True)
 """
 
+# Another thread starting a process must not hold the main thread's SIGTERM: the handler would be
+# acted on in that thread when its start ended (a SystemExit that ends only that thread).
+OTHER_THREAD_FORKS = """
+import os, signal, threading
+from planner import pool
+inside, done = threading.Event(), threading.Event()
+def starter():
+    with pool._starting_processes():
+        inside.set()
+        done.wait(5)
+with pool.process_pool(1) as p:
+    threading.Thread(target=starter, daemon=True).start()
+    inside.wait()
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10**6): pass
+    print("not reached", flush=True)
+"""
 
-@pytest.mark.parametrize("script", [FORK_RACE, SWALLOWED], ids=["during-fork", "swallowed"])
+# A SystemExit dropped after the work was done: the block ends normally, the command must not.
+SWALLOWED_THEN_DONE = """
+import os, signal
+from planner import pool
+with pool.process_pool(2) as p:
+    p.submit(int).result()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10**6): pass
+    except SystemExit:
+        pass
+print("not reached", flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    "script",
+    [FORK_RACE, SWALLOWED, OTHER_THREAD_FORKS, SWALLOWED_THEN_DONE],
+    ids=["during-fork", "swallowed", "other-thread-forks", "swallowed-then-done"],
+)
 def test_sigterm_exits_143_even_when_its_exit_was_deferred_or_dropped(script: str) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 128 + signal.SIGTERM, (out.returncode, out.stderr[-500:])
