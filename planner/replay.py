@@ -4,7 +4,7 @@ graph compiled once, without simpy.
 Calibration plays the same graph (one per measured row) under many trial constants: only the
 tasks' ``duration``, ``latency`` and ``transfer`` change, never the tasks, edges, streams or links.
 :func:`compile_graph` turns the graph into index arrays once; :func:`makespan` plays it with the
-times the graph's nodes hold now, :func:`makespan_of` with times given as sequences.
+times the graph's nodes hold now (:func:`held_times`), :func:`makespan_of` with times given as arrays.
 
 A task starts when its stream's previous task and its predecessors have ended, whatever order the
 engine's events come in; only a link shared by concurrent transfers (processor sharing) makes the
@@ -29,6 +29,9 @@ import numpy as np
 
 from planner.engine import TIMED_FIELDS
 from planner.replay_events import from_meeting, play_events
+
+Times = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Every task's duration, latency and transfer (arrays in ``CompiledGraph.nodes`` order)."""
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,17 @@ def _topological(before: list[list[int]]) -> list[int] | None:
     return order if len(order) == len(before) else None
 
 
+def held_times(cg: CompiledGraph, graph: Any) -> Times:
+    """The duration, latency and transfer the nodes of ``graph`` (compiled as ``cg``) hold now, in
+    ``cg.nodes`` order (0.0 where absent, as the engine reads them)."""
+    attrs = [graph.nodes[n] for n in cg.nodes]
+    dur, lat, work = (np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in TIMED_FIELDS)
+    return dur, lat, work
+
+
 def makespan(cg: CompiledGraph, graph: Any) -> float:
     """When the last task of ``graph`` (compiled as ``cg``) ends, with the times its nodes hold now."""
-    attrs = [graph.nodes[n] for n in cg.nodes]
-    return makespan_of(cg, *(np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in TIMED_FIELDS))
+    return makespan_of(cg, *held_times(cg, graph))
 
 
 def makespan_of(cg: CompiledGraph, dur: np.ndarray, lat: np.ndarray, work: np.ndarray) -> float:
@@ -168,7 +178,7 @@ def makespan_of(cg: CompiledGraph, dur: np.ndarray, lat: np.ndarray, work: np.nd
     return makespans_of(cg, [(dur, lat, work)])[0]
 
 
-def makespans_of(cg: CompiledGraph, times: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> list[float]:
+def makespans_of(cg: CompiledGraph, times: list[Times]) -> list[float]:
     """:func:`makespan_of` for each set of task times (duration, latency, transfer): the isolated
     schedules of all of them are worked out together, level by level."""
     if cg.levels is None or not times:  # a cycle: the event replay names it

@@ -25,13 +25,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from planner.calibration import Calibration
 from planner.errors import PlannerInputError
 from planner.pool import process_pool
 from planner.registry import family_of
-from planner.replay import CompiledGraph, compile_graph, makespan_of, makespans_of
+from planner.replay import CompiledGraph, Times, compile_graph, held_times, makespan_of, makespans_of
 from planner.validate import row_scenario
 
 MAX_ROWS = 512
@@ -74,7 +72,6 @@ def _compile(row: dict[str, str], line: int, calib: Calibration, key: tuple) -> 
     return c
 
 
-Times = tuple[np.ndarray, np.ndarray, np.ndarray]
 Job = tuple[dict[str, str], int, Calibration]
 """A row, its line in its file, and the calibration to predict it under."""
 Prediction = tuple[float | None, str | None, list[str]]
@@ -85,13 +82,7 @@ def _times(c: _Row, calib: Calibration) -> Times:
     """Every task's duration, latency and transfer under ``calib`` (node order), re-timed by the
     family in the graph itself: all that the engine's answer depends on."""
     c.plan, c.graph = c.family.recost(c.plan, c.graph, calib)
-    return _held(c)
-
-
-def _held(c: _Row) -> Times:
-    """The task times the row's graph holds now."""
-    attrs = [c.graph.graph.nodes[n] for n in c.compiled.nodes]
-    return tuple(np.array([a.get(k, 0.0) for a in attrs], dtype=float) for k in ("duration", "latency", "transfer"))  # type: ignore[return-value]
+    return held_times(c.compiled, c.graph.graph)
 
 
 def predict_recost(args: Job) -> Prediction:
@@ -109,7 +100,7 @@ def predict_recost(args: Job) -> Prediction:
             if digest not in c.played:  # (a constant this row's tasks do not depend on moves nothing)
                 c.played[digest] = makespan_of(c.compiled, *c.retimer.expand(figures))
             return c.played[digest], None, c.defaulted
-        times = _times(c, calib) if hit else _held(c)
+        times = _times(c, calib) if hit else held_times(c.compiled, c.graph.graph)
         digest = hashlib.blake2b(b"".join(a.tobytes() for a in times), digest_size=16).digest()
         if digest not in c.played:
             c.played[digest] = makespan_of(c.compiled, *times)
