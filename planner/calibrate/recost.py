@@ -94,12 +94,8 @@ def predict_recost(args: Job) -> Prediction:
         if isinstance(hit, tuple):
             raise hit[0]
         c = hit or _compile(row, line, calib, key)
-        if c.retimer is not None:  # the few figures the task times come from tell played times apart
-            figures = c.retimer.figures(calib)
-            digest = figures.tobytes()
-            if digest not in c.played:  # (a constant this row's tasks do not depend on moves nothing)
-                c.played[digest] = makespan_of(c.compiled, *c.retimer.expand(figures))
-            return c.played[digest], None, c.defaulted
+        if c.retimer is not None:
+            return _replay_retimed(c, [calib])[0], None, c.defaulted
         times = _times(c, calib) if hit else held_times(c.compiled, c.graph.graph)
         digest = hashlib.blake2b(b"".join(a.tobytes() for a in times), digest_size=16).digest()
         if digest not in c.played:
@@ -124,13 +120,20 @@ def predict_many(jobs: list[Job]) -> list[Prediction]:
             for k in ks[1:]:
                 out[k] = predict_recost(jobs[k])
             continue
-        figures = {k: c.retimer.figures(jobs[k][2]) for k in ks[1:]}
-        new = {f.tobytes(): f for f in figures.values() if f.tobytes() not in c.played}
-        spans = makespans_of(c.compiled, [c.retimer.expand(f) for f in new.values()])
-        c.played.update(zip(new, spans, strict=True))
-        for k, f in figures.items():
-            out[k] = (c.played[f.tobytes()], None, c.defaulted)
+        for k, span in zip(ks[1:], _replay_retimed(c, [jobs[k][2] for k in ks[1:]]), strict=True):
+            out[k] = (span, None, c.defaulted)
     return out  # type: ignore[return-value]
+
+
+def _replay_retimed(c: _Row, calibs: list[Calibration]) -> list[float]:
+    """The makespan of a retimed row under each calibration. The few figures its task times come
+    from tell played times apart (a constant the row's tasks do not depend on moves nothing); the
+    sets of times not played before are replayed together (:func:`planner.replay.makespans_of`)."""
+    figures = [c.retimer.figures(calib) for calib in calibs]
+    digests = [f.tobytes() for f in figures]
+    new = {d: f for d, f in zip(digests, figures, strict=True) if d not in c.played}
+    c.played.update(zip(new, makespans_of(c.compiled, [c.retimer.expand(f) for f in new.values()]), strict=True))
+    return [c.played[d] for d in digests]
 
 
 class Shards:
