@@ -25,6 +25,25 @@ _URGENT, _NORMAL = 0, 1  # simpy's priorities: a process's start, then every oth
 _RESUME, _TIMER = 0, 1
 
 
+def _advance(flows: dict[int, float], last: float, now: float) -> None:
+    """Take from each transfer on a link its equal share of the time since ``last`` (the link's
+    previous arrival or departure), as :meth:`planner.engine.Link._advance` does."""
+    if flows and now > last:
+        share = (now - last) / len(flows)
+        for i in flows:
+            flows[i] -= share
+
+
+def _drained(flows: dict[int, float], now: float) -> list[int]:
+    """The transfers on a link done at ``now`` (as :meth:`planner.engine.Link._on_timer` tells
+    them), taken off it."""
+    eps = 1e-12 * max(1.0, now)
+    gone = [i for i, left in flows.items() if left <= eps]
+    for i in gone:
+        del flows[i]
+    return gone
+
+
 def from_meeting(
     cg: CompiledGraph,
     t0: float,
@@ -80,11 +99,7 @@ def from_meeting(
             heapq.heappush(queue, (t, next(order), -1 - k, version[k]))
 
     def advance(k: int, now: float) -> None:
-        f = flows[k]
-        if f and now > last[k]:
-            share = (now - last[k]) / len(f)
-            for i in f:
-                f[i] -= share
+        _advance(flows[k], last[k], now)
         last[k] = now
 
     def finish(i: int, t: float, todo: list[int]) -> None:
@@ -177,10 +192,7 @@ def from_meeting(
         if ver != version[k]:  # a timer overtaken by a newer arrival or departure
             continue
         advance(k, now)
-        eps = 1e-12 * max(1.0, now)
-        gone = [i for i, left in flows[k].items() if left <= eps]
-        for i in gone:
-            del flows[k][i]
+        gone = _drained(flows[k], now)
         if gone:
             gone_at[k] = now
         reschedule(k, now)
@@ -196,6 +208,10 @@ def from_meeting(
 
 
 def play_events(cg: CompiledGraph, dur: list[float], lat: list[float], work: list[float]) -> float:
+    """The makespan, replaying every event of the graph as :func:`planner.engine.play` orders them
+    (each stream a process, each shared link's timer versioned): the fallback where the isolated
+    schedule and :func:`from_meeting` could disagree with the engine, and for a graph with a cycle,
+    which it names (:class:`planner.engine.DeadlockError`)."""
     count = len(cg.nodes)
     waiting = cg.preds
     awaited = [False] * count  # its stream waits for it (the engine's ready event exists)
@@ -215,12 +231,7 @@ def play_events(cg: CompiledGraph, dur: list[float], lat: list[float], work: lis
         eid += 1
 
     def advance(k: int) -> None:
-        n = len(flows[k])
-        if n and now > last[k]:
-            share = (now - last[k]) / n
-            f = flows[k]
-            for s in f:
-                f[s] -= share
+        _advance(flows[k], last[k], now)
         last[k] = now
 
     def reschedule(k: int) -> None:
@@ -268,10 +279,7 @@ def play_events(cg: CompiledGraph, dur: list[float], lat: list[float], work: lis
             resume(arg)
         elif ver == version[arg]:  # a link's timer not overtaken by a newer arrival or departure
             advance(arg)
-            eps = 1e-12 * max(1.0, now)
-            done = [s for s, left in flows[arg].items() if left <= eps]
-            for s in done:
-                del flows[arg][s]
+            for s in _drained(flows[arg], now):
                 push(now, _NORMAL, _RESUME, s)
             reschedule(arg)
     if min(end, default=0.0) < 0:
