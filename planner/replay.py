@@ -53,9 +53,9 @@ class _Levels:
 @dataclass(frozen=True)
 class CompiledGraph:
     """A task graph as arrays: per stream its tasks in issue order; per task its successors, its
-    predecessors and its link (-1: none); a topological order of the tasks with a task's stream
-    predecessor counted among its predecessors (``before``; None: the graph has a cycle); per link
-    whether more than one stream uses it, and the tasks of each link that does."""
+    predecessors and its link (-1: none) and whether it has one; per link whether more than one
+    stream uses it, and the tasks of each link that does; the tasks by level, a task's stream
+    predecessor counted among its predecessors (:class:`_Levels`; None: the graph has a cycle)."""
 
     nodes: list[Any]
     streams: list[list[int]]
@@ -64,8 +64,6 @@ class CompiledGraph:
     pred_lists: list[list[int]]
     link_of: list[int]
     links: int
-    topo: list[int] | None
-    before: list[tuple[int, ...]]
     shared: list[bool]
     on_shared: list[np.ndarray]
     levels: _Levels | None
@@ -107,11 +105,11 @@ def compile_graph(graph: Any) -> CompiledGraph:
             on_link[k].append(i)
     shared = [len({stream_of[i] for i in tasks}) > 1 for tasks in on_link]
     topo = _topological(before)
+    is_link = [k >= 0 for k in link_of]
     return CompiledGraph(
-        nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), topo, [tuple(b) for b in before],
-        shared, [np.array(t, dtype=np.intp) for t, sh in zip(on_link, shared, strict=True) if sh],
-        None if topo is None else _levels(before, topo, [k >= 0 for k in link_of]),
-        np.array([k >= 0 for k in link_of], dtype=bool),
+        nodes, streams, stream_of, succ, pred_lists, link_of, len(link_ids), shared,
+        [np.array(t, dtype=np.intp) for t, sh in zip(on_link, shared, strict=True) if sh],
+        None if topo is None else _levels(before, topo, is_link), np.array(is_link, dtype=bool),
     )  # fmt: skip
 
 
