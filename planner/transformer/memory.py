@@ -178,8 +178,9 @@ the gradient into the same buffer. torchtitan casts the logits to fp32 outside t
 (``output(h).float()``) and runs ``F.cross_entropy``: the fp32 log-softmax is saved and its
 gradient and the logits' gradient are fp32 tensors of their own: about 3 x 4 bytes."""
 
-LOSS_PARALLEL_BYTES_PER_LOGIT = 16.0
-"""torchtitan's loss with ``tp > 1``: loss parallelism is on by default (``ParallelDims.
+LOSS_PARALLEL_BYTES_PER_LOGIT = {"torchtitan": 16.0}
+"""Bytes per logit under tensor parallelism (``tp > 1``), by framework, where it differs from
+:data:`LOSS_BYTES_PER_LOGIT`. torchtitan's: loss parallelism is on by default (``ParallelDims.
 loss_parallel_enabled``: tp > 1 unless ``--training.disable_loss_parallel``), and
 ``torch.distributed.tensor.parallel.loss``'s backward (``_nll_loss_and_log_softmax_backward``) is
 decomposed: the saved fp32 log-softmax, ``zeros_like`` of it for the target's scatter, its
@@ -188,11 +189,11 @@ shard at once, against the fused ``log_softmax_backward`` kernel's three."""
 
 
 def loss_bytes_per_logit(s: Strategy) -> float:
-    """:data:`LOSS_BYTES_PER_LOGIT` of the strategy's framework (4 without one); torchtitan's
-    loss-parallel one with tensor parallelism (:data:`LOSS_PARALLEL_BYTES_PER_LOGIT`)."""
+    """:data:`LOSS_BYTES_PER_LOGIT` of the strategy's framework (4 without one); with tensor
+    parallelism its :data:`LOSS_PARALLEL_BYTES_PER_LOGIT` where it has one."""
     fw = canonical(s.framework or "")
-    if fw == "torchtitan" and s.tp > 1:
-        return LOSS_PARALLEL_BYTES_PER_LOGIT
+    if s.tp > 1 and fw in LOSS_PARALLEL_BYTES_PER_LOGIT:
+        return LOSS_PARALLEL_BYTES_PER_LOGIT[fw]
     return LOSS_BYTES_PER_LOGIT.get(fw, 4.0)
 
 
@@ -304,23 +305,23 @@ def memory(model: TransformerSpec, s: Strategy, cluster: Cluster, elem_bytes: in
         """Bytes per element times the parameters, each part sharded from ZeRO ``stage`` on."""
         return rest / (dp if s.zero_stage >= stage else 1) + experts / (edp if s.zero_stage >= stage else 1)
 
+    # ZeRO-3 whose weights are all gathered when the backward starts: a pipeline stage (gathered once a
+    # step, gathers_per_layer) or a rank that does not reshard after forward (gathers_for_backward);
+    # with pipeline stages the gradients also accumulate unsharded until the last micro-batch's backward
+    regather = gathers_for_backward(s)
+    whole_weights = s.zero_stage == 3 and not regather
+    stage_grads = s.zero_stage == 3 and not gathers_per_layer(s)
+    acc_bytes = accumulated_grad_bytes(s)
     # the terms of each pipeline rank as plain numbers; the Memory record (validated) is built once, for
     # the rank with the highest peak (the first such): the search sizes thousands of layouts this way
     best: tuple[float, int, float, float, float, float, int, int, int] | None = None
     for r, (rest, experts) in enumerate(rank_params_split(model, s)):
         params = rest + experts
         opt = zero(rest, experts, 1) * o_bytes
-        if s.zero_stage == 3 and not gathers_per_layer(s):
-            # FSDP with pipeline stages (gathers_per_layer): the stage's weights stay gathered and its
-            # gradients accumulate unsharded until the last micro-batch's backward
-            weights, grads = params * w_bytes, params * accumulated_grad_bytes(s)
-        else:
-            weights = zero(rest, experts, 3) * w_bytes
-            grads = zero(rest, experts, 2) * g_bytes
-        if gathers_for_backward(s):
+        weights = params * w_bytes if whole_weights else zero(rest, experts, 3) * w_bytes
+        grads = params * acc_bytes if stage_grads else zero(rest, experts, 2) * g_bytes
+        if regather:
             weights += 2 * (params / model.num_layers) * w_bytes  # two gathered layers at a time
-        elif gathers_per_layer(s):  # not resharded after forward: every layer gathered when the backward starts
-            weights = params * w_bytes
         held = chunk_stages(s, r)
         flight = in_flight(s, r)
         chunk_bytes = sum(kinds[vs][0] * stored_d + kinds[vs][1] * stored_m for vs in held)
