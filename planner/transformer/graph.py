@@ -23,7 +23,7 @@ from planner.transformer.keys import Kind, Node, Phase
 from planner.transformer.layer import LayerCosts, Pass, Segment
 from planner.transformer.plan import StepPlan
 from planner.transformer.schedules import overlapped_pair, weight_grads_done
-from planner.transformer.sharding import dp_reduce_kind, gathers_for_backward, gathers_per_layer
+from planner.transformer.sharding import dp_reduce_kind, gathers_after_step, gathers_for_backward, gathers_per_layer
 
 F, B, W = Phase.FORWARD, Phase.BACKWARD, Phase.WEIGHT_GRAD
 SF, SB = Phase.SEND_FORWARD, Phase.SEND_BACKWARD
@@ -355,7 +355,7 @@ def _optimizer(b: _Builder, last_ops: list[tuple[int, Node, list[Node]]]) -> Non
         dur, gather = plan.optimizer[r]
         opt = b.add(Node(Phase.OPTIMIZER, r), f"{r}/compute", Kind.OPTIMIZER, "optimizer step", duration=dur, rank=r)
         b.edge(sync, opt)
-        if s.zero_stage >= 1 and not gathers_per_layer(s) and plan.groups.dp.size > 1:
+        if gathers_after_step(s) and plan.groups.dp.size > 1:
             ag = b.add_comm(Node(Phase.PARAM_GATHER, r), r, "dp", Kind.DP_COMM, "param all-gather (ZeRO)", gather)
             b.edge(opt, ag)
 

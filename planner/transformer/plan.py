@@ -27,8 +27,8 @@ from planner.transformer.sharding import (
     chunk_stages,
     dp_reduce_bytes,
     dp_reduce_kind,
+    gathers_after_step,
     gathers_for_backward,
-    gathers_per_layer,
     layer_params_local,
     pipeline_stages,
     rank_params_split,
@@ -67,15 +67,15 @@ def optimizer_step(
     comp: ComputeModel, coll: CollectiveModel, s: Strategy, dense: float, experts: float, dp: Group
 ) -> tuple[float, CommCost]:
     """One rank's Adam step and ZeRO parameter all-gather (ZeRO-1/2, and ZeRO-3 with pipeline stages,
-    which gathers a stage once a step: :func:`~planner.transformer.sharding.gathers_per_layer`), for ``dense`` parameters replicated
-    over the data-parallel group ``dp`` and ``experts`` (routed-expert) parameters replicated over
-    its expert-data-parallel ranks (``dp * cp / ep``): ZeRO shards and gathers each part over its
-    own group, as Megatron-Core's distributed optimizer does."""
+    which gathers a stage once a step: :func:`~planner.transformer.sharding.gathers_after_step`), for
+    ``dense`` parameters replicated over the data-parallel group ``dp`` and ``experts`` (routed-expert)
+    parameters replicated over its expert-data-parallel ranks (``dp * cp / ep``): ZeRO shards and
+    gathers each part over its own group, as Megatron-Core's distributed optimizer does."""
     expert_dp = expert_dp_group(dp, s)
     params = dense / dp.size + experts / expert_dp.size if s.zero_stage >= 1 else dense + experts
     step_s = comp.memory_s(params * ADAM_BYTES_PER_PARAM, 4)
     gather = CommCost(0.0, 0.0, "up")
-    if s.zero_stage >= 1 and not gathers_per_layer(s) and dp.size > 1:
+    if gathers_after_step(s) and dp.size > 1:
         gather = sum_costs(coll.cost("all_gather", dense * 2, dp), coll.cost("all_gather", experts * 2, expert_dp))
     return step_s, gather
 

@@ -166,6 +166,13 @@ def gathers_per_layer(s: Strategy) -> bool:
     return s.zero_stage == 3 and s.pp == 1
 
 
+def gathers_after_step(s: Strategy) -> bool:
+    """Whether ZeRO all-gathers the updated parameter shards once after the optimizer step: ZeRO-1/2,
+    and ZeRO-3 with pipeline stages (:func:`gathers_per_layer`); per-layer FSDP gathers in its
+    layers instead. One rule for the plan's price of the gather and the graph's task of it."""
+    return s.zero_stage >= 1 and not gathers_per_layer(s)
+
+
 def dp_reduce_kind(s: Strategy) -> str:
     """The collective that reduces gradients over the data-parallel ranks: an all-reduce without
     ZeRO and under DeepSpeed's BF16_Optimizer (:attr:`Strategy.grad_all_reduce`: its pipeline engine's
