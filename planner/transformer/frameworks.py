@@ -251,7 +251,9 @@ FRAMEWORK_ALIASES: dict[str, str] = {
     "hai-llm": "torchtitan",
 }
 """Other names (validation files, other spellings) mapped onto the entry whose choices they use.
-Only the attention kernel and TP overlap of an alias's entry are read by validate (planner.validate)."""
+Validate (planner.validate.frameworks) reads an alias's entry for its attention kernel, TP overlap,
+one-layer-per-chunk ``vpp`` and launcher's choices (:func:`launcher_choices`: BLOOM's DeepSpeed
+pipeline engine), not for its ``grad_reduce``, which only a row naming the entry itself takes."""
 
 FRAMEWORK_NAMES = tuple(FRAMEWORKS)
 
