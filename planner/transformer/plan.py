@@ -256,10 +256,16 @@ def _templates(
 
 
 def make_plan(
-    model: TransformerSpec, strategy: Strategy, cluster: Cluster, calib: Calibration, cache: PlanCache | None = None
+    model: TransformerSpec,
+    strategy: Strategy,
+    cluster: Cluster,
+    calib: Calibration,
+    cache: PlanCache | None = None,
+    memory_of: Memory | None = None,
 ) -> StepPlan:
     """The plan of ``strategy`` (already checked by :func:`~planner.transformer.strategy.check_layout`);
-    ``cache`` shares cost models and layer templates between the plans of many layouts."""
+    ``cache`` shares cost models and layer templates between the plans of many layouts; ``memory_of``
+    is this layout's memory when already worked out (no calibration constant changes it)."""
     s = strategy
     ids = (id(model), id(cluster), id(calib), s.precision)
     models = cache.models.get(ids) if cache is not None else None
@@ -289,14 +295,14 @@ def make_plan(
         p2p=coll.cost("p2p", p2p_bytes, groups.pp) if s.pp > 1 else CommCost(0.0, 0.0, "up"),
         sync=coll.cost("all_reduce", 8, groups.world),
         optimizer=[optimizer_step(comp, coll, s, d, e, dp) for d, e in split],
-        memory=memory(model, s, cluster, comp.elem_bytes),
+        memory=memory_of if memory_of is not None else memory(model, s, cluster, comp.elem_bytes),
     )  # fmt: skip
 
 
 def recost_plan(plan: StepPlan, calib: Calibration) -> StepPlan:
-    """``plan``'s layout under another calibration: every cost again, the schedule's op lists (which
-    no constant changes) carried over."""
-    new = make_plan(plan.model, plan.strategy, plan.cluster, calib)
+    """``plan``'s layout under another calibration: every cost again; the schedule's op lists and the
+    memory (which no constant changes) carried over."""
+    new = make_plan(plan.model, plan.strategy, plan.cluster, calib, memory_of=plan.memory)
     for name in ("ops", "pairs"):  # worked out already: seed the new plan's cached properties
         if name in plan.__dict__:
             new.__dict__[name] = plan.__dict__[name]
