@@ -23,6 +23,7 @@ from planner.hardware import Cluster
 from planner.pool import process_pool
 from planner.search.types import Candidate, Layout, Simulated, StepCost
 from planner.simulate import simulate_scenario
+from planner.transformer.sharding import gathers_per_layer
 from planner.transformer.spec import TransformerSpec
 from planner.transformer.strategy import Strategy
 
@@ -82,7 +83,7 @@ def _work(args: tuple[Any, ...]) -> Simulated:
 def _size(c: Candidate) -> int:
     """Rough graph size: passes per step (what a simulation's time grows with)."""
     s = c.strategy
-    per_layer = c.strategy.zero_stage == 3
+    per_layer = gathers_per_layer(s)
     return s.micro_batches * s.pp * s.vpp * (20 if per_layer else 1)
 
 

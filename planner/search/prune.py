@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planner.search.types import Candidate, Objective
+from planner.transformer.sharding import gathers_per_layer
 
 
 def estimate_value(c: Candidate, objective: Objective) -> float:
@@ -27,7 +28,7 @@ def estimate_value(c: Candidate, objective: Objective) -> float:
 def graph_passes(c: Candidate) -> int:
     """Rough size of the simulated step graph (what a full simulation's time grows with)."""
     s = c.strategy
-    if s.zero_stage == 3:
+    if gathers_per_layer(s):
         return s.micro_batches * 4 * 128  # per-layer gathers and reduce-scatters, order of a large model
     return s.micro_batches * s.pp * s.vpp
 
