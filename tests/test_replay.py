@@ -21,6 +21,7 @@ LAYOUTS = [
     dict(tp=2, pp=2, schedule="dualpipe", global_batch=64, sequence_parallel=True),
     dict(pp=4, schedule="zero-bubble", global_batch=64, zero_stage=1),
     dict(zero_stage=3, global_batch=32, recompute="full"),
+    dict(pp=2, zero_stage=3, global_batch=32),  # FSDP with pipeline stages: one gather a step
     dict(tp=2, pp=2, global_batch=64, dp_overlap=False),  # the last send and the gradients meet on a NIC
     dict(pp=2, vpp=2, schedule="interleaved", global_batch=32),
     dict(pp=2, schedule="gpipe", global_batch=16, bucket_mb=5),  # many buckets under the backward

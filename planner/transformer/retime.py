@@ -25,6 +25,7 @@ from planner.costs.collectives import CommCost, Group
 from planner.transformer.graph import StepGraph, build
 from planner.transformer.layer import Pass
 from planner.transformer.plan import StepPlan, recost_plan
+from planner.transformer.sharding import gathers_per_layer
 
 PROBE_SCALE = 0.93
 """A probe calibration moves every constant by this factor (each stays in its range): two figures
@@ -49,7 +50,7 @@ def _sources(plan: StepPlan, reduces: list[Reduce]) -> list[Pass | CommCost | fl
     out: list[Pass | CommCost | float] = []
     for costs in (plan.layer, plan.dense, plan.head):
         out += [getattr(costs, f.name) for f in fields(costs) if isinstance(getattr(costs, f.name), Pass)]
-    if plan.strategy.zero_stage == 3:
+    if gathers_per_layer(plan.strategy):
         for k in plan.fsdp.values():
             out += [k.contention_f, k.contention_b, k.ag, k.rs]
         out += list(plan.fsdp_root)
