@@ -185,10 +185,13 @@ OMISSIONS = """\
   vtrain_multi is within 2 %. Six all-reduces per layer would each need about 240 us; the measured
   8-GPU A100 all-reduce takes 44 us at 32 KiB (shared/reference/hardware.md 3d), which planner
   already plays. No published microbenchmark shows the cost, so it is not modelled.
-- **Fused attention on TPUs has no published benchmark.** A TPU takes the default: the A100
-  FlashAttention-2 figure's ratio to the GEMM ceiling, times the global residual. MaxText's v6e recipe
-  logs of Llama 3.1 8B/70B and Mistral 7B at 8,192 tokens on one slice run 1-13 % faster than that
-  predicts (median 10 %), while GPT-3 at 2,048 and Llama 2 70B at 4,096 tokens run 4-12 % slower.
+- **TPU v6e has no published GEMM or attention measurement.** Its matmuls take the unmeasured
+  default (0.78 of peak; v4 and v5p borrow v5e's measured 0.923, a 128x128-MXU design v6e's 256x256
+  MXUs do not share) and its attention the default: the A100 FlashAttention-2 figure's ratio to the
+  GEMM ceiling, times the global residual. MaxText's v6e recipe logs of Llama 3.1 8B/70B and Mistral
+  7B at 8,192 tokens on one slice run 1-13 % faster than that predicts (median 10 %), while GPT-3 at
+  2,048 and Llama 2 70B at 4,096 tokens run 4-12 % slower (with v5e's 0.923 borrowed, all 15 would
+  be fast: median 6.0 %, max 34 %; not done, the chips differ).
   Since these rows joined, a refit without one GPU group lets them pull a global constant their way:
   without the A100 FlashAttention rows (llm-foundry, most of `a100-sxm-40gb`) the TPU rows set the
   attention residual (0.65 against 0.4965) and those A100 rows come out 14 % fast (median); without
