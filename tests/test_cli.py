@@ -475,3 +475,14 @@ def test_documented_choices_reach_the_strategy_from_the_cli(capsys: pytest.Captu
     assert steps["framework"] > steps["custom"]
     rc, _, err = run_cli([*gpt, "--grad-reduce-dtype", "fp16"], capsys)
     assert rc == 2 and "--grad-reduce-dtype" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["simulate", "search", "compare", "sweep", "validate", "calibrate", "catalog"])
+def test_help_fits_100_columns(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command's --help, the definitions and descriptions included, reads at 100 columns."""
+    monkeypatch.setenv("COLUMNS", "100")
+    rc, out, _ = run_cli([command, "--help"], capsys)
+    assert rc == 0
+    assert [line for line in out.splitlines() if len(line) > 100] == []

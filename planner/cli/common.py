@@ -19,7 +19,8 @@ from planner.transformer.frameworks import FRAMEWORK_ALIASES, FRAMEWORK_NAMES
 FORMULAS = """\
 definitions:
   MFU = model FLOPs per step / (step time x GPUs x dense peak FLOP/s of the precision)
-  model FLOPs per token = 3 x (2 x matmul parameters incl. LM head + 4 x layers x seq_len x heads x head_dim)
+  model FLOPs per token = 3 x (2 x matmul parameters incl. LM head
+                               + 4 x layers x seq_len x heads x head_dim)
       (heads x head_dim = hidden unless the model sets head_dim; MoE: the experts a token visits)
       (attention over the whole sequence, not halved for causal masking: PaLM / Megatron-LM)
   HFU = as MFU, adding the FLOPs of recomputed forward passes

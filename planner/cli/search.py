@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from planner.cli.common import (
@@ -51,11 +52,12 @@ def add_command(sub: Any) -> None:
     se = sub.add_parser(
         "search",
         help="find the best layout: enumerate, estimate, simulate the finalists, rank",
-        description=(
+        description=textwrap.fill(  # the raw formatter keeps the definitions' layout, so wrap this here
             "Enumerate every valid layout (tp, pp, vpp, dp, micro-batch, recomputation, ZeRO, sequence"
             " parallelism), drop what breaks a rule or does not fit, estimate the rest in closed form, fully"
             " simulate the finalists and rank them. Also tries halvings of --gpus down to --min-gpus for the"
-            " Pareto front of time against cost."
+            " Pareto front of time against cost.",
+            width=100,
         ),
         epilog=FORMULAS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
